@@ -1,0 +1,232 @@
+"""Variance-Aware Sampling (VAS) of MMR1 (Leng et al. 2025, arXiv 2509.21268), on its own.
+
+GRPO learns nothing from a prompt whose G rollouts all get the same reward (every advantage is 0),
+so VAS draws prompts in proportion to a Variance Promotion Score that predicts reward variance:
+    OVS(x) = P(x) (1 - P(x))               Outcome Variance Score; P = pass rate of N rollouts
+    TDS(x) = diversity of the N responses  Trajectory Diversity Score in [0, 1]; 1 - self-BLEU
+    VPS(x) = alpha OVS(x) + beta TDS(x)    Variance Promotion Score; alpha = 0.8, beta = 0.2
+    batch  = floor(lambda B) prompts drawn with replacement in proportion to VPS, the rest
+             uniformly from an epoch-long shuffle                    (Algorithm 1; lambda = 0.5)
+Lines that implement these carry a `# VAS:` marker. Numpy only; CPU or GPU makes no difference:
+    python -c "import vas; print(vas.outcome_variance_score([1, 1, 0, 0]))"    # 0.25
+    python -m pytest tests/test_vas.py -q
+Where the official MMR1 code differs we follow the paper, and say so at the line:
+1. TDS is 1 - self-BLEU, a diversity; the official code adds raw self-BLEU, a similarity.
+2. Diversity is measured on each response's own tokens, never on padding.
+3. VPS is used as is, not min-max normalised (that starves the lowest prompt, crashes on ties).
+4. Edit distance is normalised by the longer length, so it stays in [0, 1] like the rest.
+Beyond the paper: `VarianceAwareSampler.update` re-scores just-trained prompts from their G training
+rollouts for free, since the paper names the cost of re-scoring as VAS's main limitation.
+"""
+import math
+from collections import Counter
+
+import numpy as np
+
+DIVERSITY_METHODS = ("self_bleu", "distinct", "edit")
+
+
+def outcome_variance_score(correct):
+    """OVS = P (1 - P), P = mean of 0/1 outcomes over the last axis (..., N) -> (...).
+
+    [1, 1, 0, 0] -> 0.25 (P = 0.5, the most informative prompt); [1, 1, 1, 1] -> 0.0 (GRPO
+    advantages all 0, the case VAS avoids); [[1, 0, 0, 0], [0, 0, 0, 0]] -> [0.1875, 0.0].
+    """
+    p = np.mean(np.asarray(correct, dtype=float), axis=-1)
+    return p * (1.0 - p)  # VAS: OVS(x) = P(x)(1 - P(x)), the Bernoulli variance of the reward
+
+
+# ---------------------------------------------------------------- trajectory diversity (TDS)
+
+def _tokens(response):
+    # The official code scores padded sequences, where shared pad runs make unrelated responses
+    # look alike; we take the response's own tokens only (strings split on whitespace).
+    if isinstance(response, str):
+        return response.split()
+    return list(response.tolist() if hasattr(response, "tolist") else response)  # array, tensor
+
+
+def _ngrams(tokens, k):
+    return Counter(tuple(tokens[i:i + k]) for i in range(len(tokens) - k + 1))
+
+
+def _bleu(hyp, refs, n):
+    """Sentence BLEU of hyp against several refs: clipped k-gram precisions, k = 1..n, uniform
+    weights, add-one smoothing for k > 1, brevity penalty against the closest reference length."""
+    if not hyp:  # an empty response equals an empty reference and shares nothing with the rest
+        return float(any(len(r) == 0 for r in refs))
+    log_p = 0.0
+    for k in range(1, n + 1):
+        counts = _ngrams(hyp, k)
+        max_ref = Counter()
+        for r in refs:  # multi-reference clipping: a k-gram counts up to its max count in any ref
+            max_ref |= _ngrams(r, k)
+        matches = sum(min(c, max_ref[g]) for g, c in counts.items())
+        total = sum(counts.values())
+        if k == 1 and matches == 0:
+            return 0.0  # no word in common: BLEU is exactly 0, so disjoint responses get TDS 1
+        # Add-one for k > 1 (Lin & Och 2004) keeps short responses from collapsing to 0.
+        log_p += math.log((matches + (k > 1)) / (total + (k > 1))) / n
+    ref_len = min((abs(len(r) - len(hyp)), len(r)) for r in refs)[1]  # closest, ties -> shorter
+    brevity = 1.0 if len(hyp) >= ref_len else math.exp(1.0 - ref_len / len(hyp))
+    return brevity * math.exp(log_p)
+
+
+def _edit_distance(a, b):
+    """Token-level Levenshtein distance, one numpy row of the DP table at a time."""
+    cols = prev = np.arange(len(b) + 1)  # row 0: turning "" into b[:j] takes j insertions
+    for i, tok in enumerate(a, 1):
+        keep = np.minimum(prev[1:] + 1, prev[:-1] + (b != tok))  # delete a_i, or substitute
+        row = np.concatenate([[i], keep])
+        prev = np.minimum.accumulate(row - cols) + cols  # insert b_j: row[j] <= row[j-1] + 1
+    return int(prev[-1])
+
+
+def trajectory_diversity_score(responses, method="self_bleu", n=3):
+    """TDS of one prompt's N >= 2 unpadded responses (token-id lists or strings) -> float in [0, 1].
+
+    Higher = more diverse. ["a b c d"] * 4 -> 0.0 with every method;
+    ["a b c d", "e f g h"] -> 1.0 with every method; ["a b c d", "a b e f"] -> self_bleu 0.56,
+    distinct (n=3) 1.0, edit 0.5. Methods:
+      "self_bleu": 1 - mean over i of BLEU(response i | the other N - 1), 1..n-grams (default);
+      "distinct":  unique n-grams / all n-grams over the N responses, rescaled so N identical
+                   responses give 0 and N disjoint ones 1 (raw distinct-n gives 1/N to identical);
+      "edit":      mean pairwise token edit distance / the longer length of the pair.
+    Empty responses do not crash: two empty ones count as identical, empty vs non-empty as disjoint;
+    "distinct" gives 0 when no response has n tokens.
+    """
+    if method not in DIVERSITY_METHODS:
+        raise ValueError(f"unknown diversity method {method!r}, not in {DIVERSITY_METHODS}")
+    if len(responses) < 2:
+        raise ValueError(f"TDS needs at least 2 responses per prompt, got {len(responses)}")
+    toks = [_tokens(r) for r in responses]
+    N = len(toks)
+    if method == "self_bleu":
+        bleu = [_bleu(t, toks[:i] + toks[i + 1:], n) for i, t in enumerate(toks)]
+        # VAS: TDS = 1 - self-BLEU. The official code adds raw self-BLEU (a similarity) with a
+        # positive weight, which favours *less* diverse prompts; the paper asks for diversity.
+        return 1.0 - float(np.mean(bleu))
+    if method == "distinct":
+        grams = sum((_ngrams(t, n) for t in toks), Counter())
+        if not grams:
+            return 0.0
+        distinct = len(grams) / sum(grams.values())  # VAS: distinct-n over the N responses
+        return float(np.clip((distinct - 1 / N) / (1 - 1 / N), 0.0, 1.0))
+    vocab = {}  # map tokens to ints so the edit-distance rows compare as numpy arrays
+    ids = [np.array([vocab.setdefault(t, len(vocab)) for t in ts], dtype=np.int64) for ts in toks]
+    # VAS: mean pairwise edit distance. The official code leaves it unnormalised (hundreds of
+    # tokens), which swamps OVS <= 0.25; dividing by the longer length keeps TDS in [0, 1].
+    dists = [_edit_distance(ids[i], ids[j]) / max(len(ids[i]), len(ids[j]), 1)
+             for i in range(N) for j in range(i + 1, N)]
+    return float(np.mean(dists))
+
+
+def variance_promotion_score(ovs, tds, alpha=0.8, beta=0.2):
+    """VPS = alpha OVS + beta TDS (paper defaults alpha = 0.8, beta = 0.2); arrays broadcast.
+
+    OVS 0.25, TDS 0.5 -> 0.8 * 0.25 + 0.2 * 0.5 = 0.3; an all-right prompt with TDS 0.1 -> 0.02.
+    """
+    return alpha * np.asarray(ovs, dtype=float) + beta * np.asarray(tds, dtype=float)  # VAS: VPS
+
+
+# ---------------------------------------------------------------- the mixed sampler (Algorithm 1)
+
+class VarianceAwareSampler:
+    """Batches of prompt indices (Algorithm 1): `next_batch()` returns B ints, the first
+    `num_weighted` = floor(lambda B) drawn with replacement by VPS, the rest uniformly from an
+    epoch-long shuffle. Until scores are set every VPS is 0, so both parts are uniform.
+    Example: VarianceAwareSampler(4, batch_size=4).set_scores([0, 0, 0.1, 0.3]) gives
+    probabilities() [0, 0, 0.25, 0.75]: each batch is 2 draws from {2, 3}, then 2 shuffled prompts.
+    """
+
+    def __init__(self, num_prompts, batch_size, mixture_ratio=0.5, seed=0,
+                 alpha=0.8, beta=0.2, diversity="self_bleu", n=3):
+        for name, value in (("num_prompts", num_prompts), ("batch_size", batch_size)):
+            if value < 1:
+                raise ValueError(f"{name} must be >= 1, got {value}")
+        if not 0.0 <= mixture_ratio <= 1.0:
+            raise ValueError(f"mixture_ratio (lambda) must be in [0, 1], got {mixture_ratio}")
+        if diversity not in DIVERSITY_METHODS:
+            raise ValueError(f"unknown diversity method {diversity!r}, not in {DIVERSITY_METHODS}")
+        self.num_prompts, self.batch_size = num_prompts, batch_size
+        self.mixture_ratio = mixture_ratio  # lambda, the weighted share of each batch
+        self.alpha, self.beta, self.diversity, self.n = alpha, beta, diversity, n
+        # VAS: B_w = floor(lambda B); the epsilon stops 0.29 * 100 = 28.999... from losing a draw.
+        self.num_weighted = int(math.floor(mixture_ratio * batch_size + 1e-9))
+        self.rng = np.random.default_rng(seed)
+        self.scores = np.zeros(num_prompts)  # VPS per prompt; all 0 = uniform until scored
+        # Per-prompt ingredients of VPS, kept for `update`; NaN until measured.
+        self.pass_rate, self.tds = np.full(num_prompts, np.nan), np.full(num_prompts, np.nan)
+        self._order, self._cursor, self.epoch = np.arange(0), 0, 0  # the uniform part's shuffle
+
+    def set_scores(self, vps):
+        """Replace every VPS with raw scores: one finite, non-negative float per prompt."""
+        vps = np.asarray(vps, dtype=float)
+        if vps.shape != (self.num_prompts,):
+            raise ValueError(f"expected {self.num_prompts} scores, one per prompt, got {vps.shape}")
+        bad = np.flatnonzero(~(np.isfinite(vps) & (vps >= 0)))  # NaN, inf or negative
+        if bad.size:
+            raise ValueError(f"scores must be finite and >= 0, got {vps[bad[0]]} at {bad[0]}")
+        self.scores = vps.copy()
+
+    def update(self, prompt_ids, correct, responses):
+        """Re-score prompt_ids[k] from its rollouts: 0/1 outcomes correct[k], unpadded responses[k].
+        Pass rate and TDS are *replaced* by the ones measured here, then VPS is recomputed; a prompt
+        drawn twice is scored once on its pooled rollouts. E.g. update([2, 2], [[1, 0], [1, 1]],
+        [["a b", "c d"], ["a b", "a b"]]) sets pass_rate[2] = 0.75 and TDS on all four responses."""
+        pooled = {}
+        for pid, c, r in zip(prompt_ids, correct, responses, strict=True):
+            outcomes, texts = pooled.setdefault(int(pid), ([], []))
+            outcomes.extend(np.asarray(c, dtype=float).ravel())
+            texts.extend(r)
+        for pid, (outcomes, texts) in pooled.items():
+            self.pass_rate[pid] = np.mean(outcomes)  # VAS: P(x), pass rate of the rollouts
+            self.tds[pid] = trajectory_diversity_score(texts, self.diversity, self.n)
+            ovs = outcome_variance_score(outcomes)
+            self.scores[pid] = variance_promotion_score(ovs, self.tds[pid], self.alpha, self.beta)
+
+    def score_pool(self, correct_per_prompt, responses_per_prompt):
+        """Full refresh (every T_update steps): N scoring rollouts for each prompt of the pool."""
+        if not len(correct_per_prompt) == len(responses_per_prompt) == self.num_prompts:
+            raise ValueError(f"need all {self.num_prompts} prompts' rollouts, "
+                             f"got {len(correct_per_prompt)} and {len(responses_per_prompt)}")
+        self.update(range(self.num_prompts), correct_per_prompt, responses_per_prompt)
+
+    def probabilities(self):
+        """Distribution of the weighted part: VPS / sum(VPS), or uniform if every VPS is 0."""
+        total = self.scores.sum()
+        if total <= 0:
+            return np.full(self.num_prompts, 1.0 / self.num_prompts)
+        # VAS: p(x) = VPS(x) / sum VPS. The official code min-max normalises VPS first: the lowest
+        # prompt then has weight 0 for ever, and equal scores divide by zero. We use VPS as is.
+        return self.scores / total
+
+    def next_batch(self):
+        """B prompt indices: the first `num_weighted` by VPS, the rest uniform (see class doc)."""
+        # VAS: B_w draws with replacement, proportional to VPS (Algorithm 1).
+        weighted = self.rng.choice(self.num_prompts, size=self.num_weighted, p=self.probabilities())
+        uniform = []  # VAS: the other B - B_w uniformly, without replacement inside an epoch
+        for _ in range(self.batch_size - self.num_weighted):
+            if self._cursor == len(self._order):  # epoch used up, even mid-batch: reshuffle
+                self._order, self._cursor = self.rng.permutation(self.num_prompts), 0
+                self.epoch += 1
+            uniform.append(int(self._order[self._cursor]))
+            self._cursor += 1
+        return [int(i) for i in weighted] + uniform
+
+    def state_dict(self):
+        """Plain lists, ints, floats (RNG state too): loads with torch.load(weights_only=True)."""
+        return {"num_prompts": self.num_prompts, "scores": self.scores.tolist(),
+                "pass_rate": self.pass_rate.tolist(), "tds": self.tds.tolist(),
+                "order": self._order.tolist(), "cursor": self._cursor, "epoch": self.epoch,
+                "rng": self.rng.bit_generator.state}
+
+    def load_state_dict(self, state):
+        """Restore a state so the future batches are exactly those the saved sampler would give."""
+        if state["num_prompts"] != self.num_prompts:
+            raise ValueError(f"state has {state['num_prompts']} prompts, not {self.num_prompts}")
+        self.scores, self.pass_rate, self.tds = (
+            np.asarray(state[key], dtype=float) for key in ("scores", "pass_rate", "tds"))
+        self._order = np.asarray(state["order"], dtype=np.int64)
+        self._cursor, self.epoch = int(state["cursor"]), int(state["epoch"])
+        self.rng.bit_generator.state = state["rng"]
