@@ -1,0 +1,829 @@
+"""MMR1 in one file: cold-start SFT, then GRPO with Variance-Aware Sampling, on Qwen2.5-VL.
+
+Implements Leng et al., 2025, "MMR1: Enhancing Multimodal Reasoning with Variance-Aware Sampling and
+Open Resources" (arXiv 2509.21268): a supervised cold start on chain-of-thought data, then GRPO
+(Shao et al., 2024) whose prompts are drawn by Variance-Aware Sampling (VAS, `vas.py`).
+
+Run it:
+    python mmr1.py                      # tiny Qwen2.5-VL from scratch on toy geometry, CPU, ~10 min
+    python mmr1.py --vas                # the same with Variance-Aware Sampling
+    python mmr1.py --model Qwen2.5-VL-3B --vas --data DIR   # the paper's 3B setting on one GPU
+    python mmr1.py --help               # every flag, with the paper's symbol and value
+
+Deviations from the paper, and why:
+1. The default model is a tiny, randomly initialised Qwen2.5-VL (same architecture: vision tower, patch
+   merger, M-RoPE) with a word-level tokenizer, trained on procedurally drawn geometry, so the whole
+   pipeline runs on a laptop CPU in minutes. `--model Qwen2.5-VL-3B/7B` restores the paper's setting.
+2. One optimiser step per rollout batch by default (the ratio is then 1 in value, see `grpo_loss`);
+   `--update-epochs` > 1 gives PPO-style reuse with clipping.
+3. VAS as the paper defines it, not as the official code computes it (see `vas.py`): diversity is
+   1 - self-BLEU on unpadded responses, and VPS is used unnormalised.
+4. Beyond the paper: `--vas-online` refreshes a prompt's VPS from its G training rollouts for free,
+   so the full re-scoring every T_update steps (VAS's main cost) can be rarer.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+import json
+import math
+import os
+import random
+import re
+import shutil
+import sys
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+from tqdm.auto import tqdm
+
+import vas
+
+# ----------------------------------------------------------------------------------------------------
+# Flags
+
+
+@dataclass
+class Args:
+    # general
+    model: str = "tiny"  # "tiny", "Qwen2.5-VL-3B", "Qwen2.5-VL-7B", a hub id or a local directory
+    seed: int = 0  # seeds python, numpy and torch; the toy data has its own --data-seed
+    out: str = ""  # output directory; default runs/<timestamp>
+    device: str = "auto"  # "auto" (cuda if available), "cpu" or "cuda"
+    dtype: str = "float32"  # parameter dtype: float32 or bfloat16 (the presets use bfloat16)
+    init_from: str = ""  # start from this checkpoint (a run's sft/ or final/ directory) and skip SFT
+    # data
+    data: str = ""  # read sft/rl/test.jsonl in MMR1's schema from this directory instead of toy data
+    export_data: str = ""  # write the toy data in MMR1's schema to this directory and exit
+    data_seed: int = 0  # seed of the toy geometry generator
+    num_sft: int = 6000  # toy cold-start examples (the paper: ~1.6M long-CoT items)
+    num_rl: int = 512  # toy RL prompt pool (the paper: ~15k prompts)
+    num_test: int = 450  # toy held-out test examples
+    image_size: int = 112  # toy image side in pixels (112 px -> 16 image tokens)
+    # model
+    grad_checkpointing: bool = False  # trade compute for memory (the presets turn it on)
+    freeze_vision: bool = False  # train the language model only
+    micro_batch: int = 0  # sequences per forward/backward pass; 0 = whole batch at once
+    # cold-start SFT
+    sft_steps: int = 500  # optimiser steps of supervised fine-tuning; 0 skips SFT
+    sft_batch: int = 32  # examples per SFT step (the paper: effective batch 32)
+    sft_lr: float = 2e-3  # peak learning rate, cosine with 10% warm-up (the paper: 1e-5)
+    # GRPO
+    rl_steps: int = 100  # RL optimiser steps; 0 skips RL
+    prompts_per_step: int = 16  # prompts per RL step (the paper: 512)
+    group_size: int = 8  # G, rollouts per prompt (the paper: 8)
+    rl_lr: float = 2e-4  # RL learning rate (the paper: 1e-6)
+    weight_decay: float = 0.01  # AdamW weight decay in RL (the paper: 0.01)
+    temperature: float = 1.0  # sampling temperature, also used in the log-probs (the paper: 0.6)
+    top_p: float = 1.0  # nucleus sampling (the paper: 1.0)
+    max_new_tokens: int = 40  # completion budget; a cut-off completion scores 0 (the paper: 4096)
+    clip_low: float = 0.2  # epsilon_low of the clipped surrogate (the paper: 0.2)
+    clip_high: float = 0.2  # epsilon_high of the clipped surrogate (the paper: 0.2)
+    kl_coef: float = 0.01  # beta_KL, weight of the k3 KL to the reference policy (the paper: 0.01)
+    update_epochs: int = 1  # optimiser passes over each rollout batch (1 = on-policy)
+    no_std: bool = False  # Dr. GRPO: do not divide advantages by the group's std
+    seq_mean: bool = False  # average the loss per sequence, then over sequences (default: token-mean)
+    eval_every: int = 25  # evaluate on the test split every this many RL steps; 0 = only at the end
+    # VAS
+    vas: bool = False  # Variance-Aware Sampling; off = uniform shuffle (the paper's baseline)
+    mixture_ratio: float = 0.5  # lambda, share of each batch drawn by VPS (the paper: 0.5)
+    num_scoring: int = 8  # N, rollouts per prompt when scoring the pool (the paper: 32)
+    refresh_every: int = 50  # T_update, RL steps between full re-scorings (the paper: 35); 0 = never
+    alpha: float = 0.8  # alpha, weight of OVS in VPS (the paper: 0.8)
+    beta: float = 0.2  # beta, weight of TDS in VPS (the paper: 0.2)
+    diversity: str = "self_bleu"  # TDS method: self_bleu, distinct or edit
+    vas_online: bool = True  # also refresh scores from each step's training rollouts (beyond the paper)
+
+
+# The paper's hyper-parameters (Sec. 4.1) for the released checkpoints; explicit flags still win.
+PRESETS = {"Qwen2.5-VL-3B": "Qwen/Qwen2.5-VL-3B-Instruct", "Qwen2.5-VL-7B": "Qwen/Qwen2.5-VL-7B-Instruct"}
+PAPER_SETTINGS = dict(sft_lr=1e-5, rl_lr=1e-6, temperature=0.6, group_size=8, kl_coef=0.01,
+                      clip_low=0.2, clip_high=0.2, max_new_tokens=4096, num_scoring=32,
+                      refresh_every=35, dtype="bfloat16", grad_checkpointing=True, micro_batch=8)
+
+
+def parse_args(argv: list[str] | None = None) -> Args:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    comments = _flag_comments()
+    for f in dataclasses.fields(Args):
+        flag = "--" + f.name.replace("_", "-")
+        if f.type == "bool":
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default,
+                                help=comments[f.name])
+        else:
+            parser.add_argument(flag, type=eval(f.type), default=f.default, help=comments[f.name])
+    args = parser.parse_args(argv)
+    if args.model in PRESETS:  # a preset changes the defaults, then we parse again so flags win
+        parser.set_defaults(**PAPER_SETTINGS)
+        args = parser.parse_args(argv)
+        args.model = PRESETS[args.model]
+    _check_args(parser, args)
+    return Args(**vars(args))
+
+
+def _flag_comments() -> dict[str, str]:
+    """The comment after each field above is its --help text: one source for both."""
+    src = open(__file__).read().split("class Args:")[1].split("\n\n")[0]
+    return {m[0]: m[1].replace("%", "%%") for m in re.findall(r"^\s+(\w+): .*?#\s*(.*)$", src, re.M)}
+
+
+def _check_args(parser: argparse.ArgumentParser, a: argparse.Namespace) -> None:
+    """Reject out-of-range flags with a message naming the flag and its valid range."""
+    checks = [
+        (0 <= a.mixture_ratio <= 1, "--mixture-ratio (lambda) must be in [0, 1]"),
+        (a.alpha >= 0 and a.beta >= 0, "--alpha and --beta must be >= 0"),
+        (a.group_size >= 2, "--group-size (G) must be >= 2: a group of one has no variance"),
+        (a.num_scoring >= 2, "--num-scoring (N) must be >= 2"),
+        (a.sft_lr > 0 and a.rl_lr > 0, "--sft-lr and --rl-lr must be > 0"),
+        (min(a.sft_steps, a.rl_steps, a.refresh_every, a.eval_every, a.micro_batch) >= 0,
+         "--sft-steps, --rl-steps, --refresh-every, --eval-every and --micro-batch must be >= 0"),
+        (min(a.sft_batch, a.prompts_per_step, a.max_new_tokens, a.update_epochs) >= 1,
+         "--sft-batch, --prompts-per-step, --max-new-tokens and --update-epochs must be >= 1"),
+        (a.temperature > 0 and 0 < a.top_p <= 1, "--temperature must be > 0 and --top-p in (0, 1]"),
+        (a.clip_low >= 0 and a.clip_high >= 0 and a.kl_coef >= 0,
+         "--clip-low, --clip-high and --kl-coef must be >= 0"),
+        (a.diversity in ("self_bleu", "distinct", "edit"), "--diversity must be self_bleu, distinct or edit"),
+        (a.dtype in ("float32", "bfloat16"), "--dtype must be float32 or bfloat16"),
+        (a.device in ("auto", "cpu", "cuda"), "--device must be auto, cpu or cuda"),
+        (a.image_size >= 28, "--image-size must be >= 28 (one merged 2x2 patch of 14 px)"),
+        (min(a.num_sft, a.num_rl, a.num_test) >= 1, "--num-sft, --num-rl and --num-test must be >= 1"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            parser.error(message)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Toy geometry data: procedural images whose answers can only be read off the picture
+
+
+@dataclass
+class Example:
+    id: str
+    image: Image.Image
+    question: str
+    answer: str
+    rationale: str  # the cold-start target: <think>...</think><answer>\boxed{...}</answer>
+    family: str
+    difficulty: int  # 1 (easy) .. 3 (hard)
+
+
+COLOURS = {"red": (220, 40, 40), "green": (40, 170, 60), "blue": (40, 80, 220),
+           "yellow": (230, 200, 30), "purple": (150, 60, 190), "orange": (240, 130, 30)}
+SHAPES = {"circle": 0, "triangle": 3, "square": 4, "pentagon": 5, "hexagon": 6}  # name -> sides
+FAMILIES = ("colour", "shape", "count")
+
+
+def _draw(draw: ImageDraw.ImageDraw, shape: str, cx: float, cy: float, r: float, colour: str,
+          rotation: float) -> None:
+    if shape == "circle":
+        draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=COLOURS[colour])
+    else:
+        draw.regular_polygon((cx, cy, r), SHAPES[shape], rotation=rotation, fill=COLOURS[colour])
+
+
+def _toy_example(idx: int, rng: random.Random, size: int, prefix: str) -> Example:
+    family = FAMILIES[idx % len(FAMILIES)]  # balanced families
+    img = Image.new("RGB", (size, size), (255, 255, 255))
+    draw = ImageDraw.Draw(img)
+    shape, colour = rng.choice(list(SHAPES)), rng.choice(list(COLOURS))
+    if family in ("colour", "shape"):  # one shape, anywhere, of any size
+        r = rng.uniform(0.18, 0.32) * size
+        _draw(draw, shape, rng.uniform(r, size - r), rng.uniform(r, size - r), r, colour, rng.uniform(0, 360))
+    if family == "colour":
+        question, answer, difficulty = "What colour is the shape?", colour, 1
+        think = f"The shape is {colour} ."
+    elif family == "shape":
+        sides = SHAPES[shape]
+        question, answer, difficulty = "What shape is shown?", shape, 2
+        think = f"It has {sides or 'no'} corners , so it is a {shape} ."
+    else:  # count 1..5 small shapes that do not overlap; more shapes = harder
+        n, centres, r = rng.randint(1, 5), [], size * 0.09
+        while len(centres) < n:
+            c = (rng.uniform(r, size - r), rng.uniform(r, size - r))
+            if all((c[0] - x) ** 2 + (c[1] - y) ** 2 > (2.2 * r) ** 2 for x, y in centres):
+                centres.append(c)
+                _draw(draw, rng.choice(list(SHAPES)), c[0], c[1], r, rng.choice(list(COLOURS)), 0)
+        question, answer, difficulty = "How many shapes are there?", str(n), 1 + (n >= 3) + (n >= 5)
+        think = f"Counting : {' , '.join(str(k) for k in range(1, n + 1))} . There are {n} ."
+    rationale = f"<think> {think} </think><answer> \\boxed{{{answer}}} </answer>"
+    return Example(f"{prefix}{idx}", img, question, answer, rationale, family, difficulty)
+
+
+def make_geometry_dataset(n: int, seed: int, size: int = 112, prefix: str = "") -> list[Example]:
+    """n toy examples, identical for the same (n, seed, size): colour (easy), shape, count (hard)."""
+    rng = random.Random(seed)
+    return [_toy_example(i, rng, size, prefix) for i in range(n)]
+
+
+def toy_splits(args: Args) -> dict[str, list[Example]]:
+    """Deterministic sft / rl / test splits; a different seed per split keeps them disjoint draws."""
+    sizes = {"sft": args.num_sft, "rl": args.num_rl, "test": args.num_test}
+    return {name: make_geometry_dataset(n, args.data_seed * 3 + k, args.image_size, f"{name}-")
+            for k, (name, n) in enumerate(sizes.items())}
+
+
+def export_data(splits: dict[str, list[Example]], out_dir: str) -> None:
+    """Write splits in MMR1's public schema: <split>.jsonl rows of problem / answer / images."""
+    os.makedirs(os.path.join(out_dir, "images"), exist_ok=True)
+    for name, examples in splits.items():
+        with open(os.path.join(out_dir, f"{name}.jsonl"), "w") as f:
+            for ex in examples:
+                path = f"images/{ex.id}.png"
+                ex.image.save(os.path.join(out_dir, path))
+                row = dict(id=ex.id, problem="<image>" + ex.question, answer=ex.answer, images=[path],
+                           rationale=ex.rationale, family=ex.family, difficulty=ex.difficulty)
+                f.write(json.dumps(row) + "\n")
+
+
+def load_data(data_dir: str) -> dict[str, list[Example]]:
+    """Read <split>.jsonl (split in sft, rl, test) in MMR1's schema; a broken row names file and line."""
+    if not os.path.isdir(data_dir):
+        raise SystemExit(f"--data {data_dir}: no such directory (write one with --export-data DIR)")
+    splits = {}
+    for name in ("sft", "rl", "test"):
+        path = os.path.join(data_dir, f"{name}.jsonl")
+        if not os.path.exists(path):
+            raise SystemExit(f"--data: missing {path}; the directory needs sft.jsonl, rl.jsonl, test.jsonl")
+        splits[name] = []
+        for line_no, line in enumerate(open(path), 1):
+            try:
+                row = json.loads(line)
+                if not str(row.get("answer", "")).strip():
+                    raise ValueError("no answer")
+                image_path = (row.get("images") or [row.get("image")])[0]
+                image = Image.open(os.path.join(data_dir, image_path)).convert("RGB")
+            except Exception as e:  # one message for every way a row can be broken
+                raise SystemExit(f"{path}, line {line_no}: bad row ({e}); fix or remove it") from None
+            question = row["problem"].replace("<image>", "").strip()
+            rationale = row.get("rationale") or f"<think> </think><answer> \\boxed{{{row['answer']}}} </answer>"
+            splits[name].append(Example(str(row.get("id", f"{name}-{line_no}")), image, question,
+                                        str(row["answer"]), rationale, row.get("family", "all"),
+                                        int(row.get("difficulty", 0))))
+    return splits
+
+
+# ----------------------------------------------------------------------------------------------------
+# Model and tokenizer
+
+# The paper's system prompt, shortened: every token of it is paid for in every sequence on a CPU
+SYSTEM_PROMPT = ("Analyse the image , reason step by step in <think> </think> , then answer in "
+                 "<answer> </answer> with the result in \\boxed{} .")
+CHAT_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
+               "<|image_pad|>", "<|video_pad|>"]  # Qwen's special tokens; <|endoftext|> pads
+VISION_TOKENS = CHAT_TOKENS[3:]  # never sampled: a stray <|image_pad|> breaks the next forward
+HUB_HELP = ("could not load model {name!r}: {err}\nDownload it first, e.g. `huggingface-cli download "
+            "{name} --local-dir DIR`, then pass --model DIR (or use --model tiny, which needs no download)")
+
+
+def build_tokenizer(texts: list[str]):
+    """A word-level tokenizer over the words of `texts`, carrying Qwen's chat special tokens.
+
+    Words are runs of letters or digits; `\\boxed` and each other symbol are tokens of their own, so
+    "\\boxed{3}" -> ["\\boxed", "{", "3", "}"]. Decoding joins tokens with spaces, which the reward
+    parser allows. Word-level keeps sequences short: the whole toy completion is ~20 tokens.
+    """
+    from tokenizers import Regex, Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    split = pre_tokenizers.Split(Regex(r"\\boxed|[A-Za-z]+|\d+|[^\sA-Za-z\d]"), behavior="isolated")
+    pre = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(), split])
+    tags = ["<think>", "</think>", "<answer>", "</answer>"]
+    words = set()
+    for text in texts + [SYSTEM_PROMPT, "system user assistant"]:
+        for tag in tags:
+            text = text.replace(tag, " ")
+        words.update(w for w, _ in pre.pre_tokenize_str(text))
+    vocab = {t: i for i, t in enumerate(CHAT_TOKENS + ["[UNK]"] + tags + sorted(words))}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre
+    tok.add_special_tokens(CHAT_TOKENS)
+    tok.add_tokens(tags)  # matched whole before pre-tokenising, kept when decoding
+    return PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="<|endoftext|>",
+                                   eos_token="<|im_end|>", extra_special_tokens=CHAT_TOKENS[1:])
+
+
+TINY = dict(hidden=128, heads=4, layers=4, vision_depth=2, vision_hidden=96)  # the default model's size
+
+
+def build_tiny_model(tokenizer, image_size: int):
+    """A randomly initialised Qwen2.5-VL, ~3M parameters: the 3B/7B architecture, scaled down."""
+    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in CHAT_TOKENS}
+    hidden, heads = TINY["hidden"], TINY["heads"]
+    config = Qwen2_5_VLConfig(
+        text_config=dict(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=4 * hidden,
+                         num_hidden_layers=TINY["layers"], num_attention_heads=heads, num_key_value_heads=2,
+                         max_position_embeddings=1024, tie_word_embeddings=True,
+                         # M-RoPE: head_dim/2 = 16 rotary frequencies split over (time, height, width)
+                         rope_parameters=dict(rope_type="default", rope_theta=10000.0, mrope_section=[4, 6, 6]),
+                         bos_token_id=None, eos_token_id=ids["<|im_end|>"], pad_token_id=ids["<|endoftext|>"]),
+        vision_config=dict(depth=TINY["vision_depth"], hidden_size=TINY["vision_hidden"], intermediate_size=2 * TINY["vision_hidden"], num_heads=4, out_hidden_size=hidden,
+                           patch_size=14, spatial_merge_size=2, temporal_patch_size=2,
+                           window_size=image_size, fullatt_block_indexes=[TINY["vision_depth"] - 1]),
+        image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
+        tie_word_embeddings=True)
+    return Qwen2_5_VLForConditionalGeneration(config)
+
+
+def build_image_processor(image_size: int):
+    from transformers import Qwen2VLImageProcessorPil  # the PIL backend: no torchvision needed
+
+    # keep toy images at their size: (size/14)^2 patches, merged 2x2 into (size/28)^2 tokens
+    return Qwen2VLImageProcessorPil(min_pixels=28 * 28, max_pixels=image_size * image_size)
+
+
+@dataclass
+class Policy:
+    """What the loops need of a model: the network, its tokenizer and image processor, special ids."""
+    model: torch.nn.Module
+    tokenizer: object
+    processor: object
+    eos: int  # <|im_end|>, the end of the assistant's turn
+    pad: int  # <|endoftext|>
+    suppress: list[int]  # vision special tokens, never sampled
+
+    def encode(self, ex: Example) -> Prompt:
+        return encode_prompt(self.tokenizer, self.processor, ex.image, ex.question)
+
+    def save(self, path: str) -> None:
+        """save_pretrained format, written to a temporary directory then renamed: never half-written."""
+        shutil.rmtree(path + ".tmp", ignore_errors=True)
+        for obj in (self.model, self.tokenizer, self.processor):
+            obj.save_pretrained(path + ".tmp")
+        shutil.rmtree(path, ignore_errors=True)
+        os.rename(path + ".tmp", path)
+
+
+def load_policy(args: Args, texts: list[str]) -> Policy:
+    """The tiny model built in-process, or a checkpoint: a hub id or a directory written by
+    `save_pretrained` (our runs write one). Both go through the same `from_pretrained` calls, with no
+    remote code. eos and pad are set in the model and the generation config alike."""
+    from transformers import AutoTokenizer, Qwen2_5_VLForConditionalGeneration, Qwen2VLImageProcessorPil
+
+    dtype = getattr(torch, args.dtype)
+    name = args.init_from or args.model
+    if name == "tiny":
+        tokenizer = build_tokenizer(texts)
+        model, processor = build_tiny_model(tokenizer, args.image_size), build_image_processor(args.image_size)
+    else:
+        try:
+            model = Qwen2_5_VLForConditionalGeneration.from_pretrained(name, dtype=dtype)
+            tokenizer = AutoTokenizer.from_pretrained(name)
+            processor = Qwen2VLImageProcessorPil.from_pretrained(name)
+        except (OSError, ValueError) as e:
+            raise SystemExit(HUB_HELP.format(name=name, err=str(e).splitlines()[0])) from None
+    eos, pad = tokenizer.convert_tokens_to_ids("<|im_end|>"), tokenizer.convert_tokens_to_ids("<|endoftext|>")
+    for cfg in (model.config, model.config.text_config, model.generation_config):
+        cfg.eos_token_id, cfg.pad_token_id = eos, pad
+    return Policy(model.to(dtype), tokenizer, processor, eos, pad, tokenizer.convert_tokens_to_ids(VISION_TOKENS))
+
+
+# ----------------------------------------------------------------------------------------------------
+# Prompt encoding: chat text, then the image placeholder expanded to one <|image_pad|> per merged patch
+
+
+@dataclass
+class Prompt:
+    ids: list[int]  # chat-formatted prompt, image placeholder already expanded
+    pixel_values: torch.Tensor  # (patches, 3*2*14*14) from the image processor
+    grid_thw: torch.Tensor  # (1, 3): grid_t, grid_h, grid_w in 14-px patches
+
+
+def encode_prompt(tokenizer, image_processor, image: Image.Image, question: str) -> Prompt:
+    """One prompt for SFT, rollouts and evaluation alike (Qwen2.5-VL's chat format, by hand)."""
+    vision = image_processor(images=[image], return_tensors="pt")
+    grid = vision["image_grid_thw"]  # (1, 3)
+    n_image_tokens = int(grid.prod()) // image_processor.merge_size ** 2  # 2x2 patches -> one token
+    text = (f"<|im_start|>system\n{SYSTEM_PROMPT}<|im_end|>\n<|im_start|>user\n"
+            f"<|vision_start|>{'<|image_pad|>' * n_image_tokens}<|vision_end|>{question}<|im_end|>\n"
+            f"<|im_start|>assistant\n")
+    return Prompt(tokenizer(text, add_special_tokens=False)["input_ids"], vision["pixel_values"], grid)
+
+
+def collate(prompts: list[Prompt], completions: list[list[int]] | None, pad_id: int,
+            device: torch.device) -> dict[str, torch.Tensor]:
+    """Batch as [left pad][prompt][completion][right pad], so every completion starts at one column.
+
+    Without completions this is the input of `generate`. `completion_mask` (B, C) marks real
+    completion tokens; the C completion columns are the last C of `input_ids`.
+    """
+    width = max(len(p.ids) for p in prompts)
+    completions = completions or [[] for _ in prompts]
+    c_width = max(len(c) for c in completions)
+    ids = torch.full((len(prompts), width + c_width), pad_id, dtype=torch.long)
+    attn = torch.zeros_like(ids)
+    for b, (p, c) in enumerate(zip(prompts, completions)):
+        ids[b, width - len(p.ids):width + len(c)] = torch.tensor(p.ids + c)
+        attn[b, width - len(p.ids):width + len(c)] = 1
+    batch = dict(input_ids=ids, attention_mask=attn, pixel_values=torch.cat([p.pixel_values for p in prompts]),
+                 image_grid_thw=torch.cat([p.grid_thw for p in prompts]))
+    batch = {k: v.to(device) for k, v in batch.items()}
+    batch["completion_mask"] = attn[:, width:].float().to(device)  # (B, C)
+    return batch
+
+
+# ----------------------------------------------------------------------------------------------------
+# Reward: format + accuracy (Sec. 4.1: 1 * format + 1 * accuracy)
+
+FORMAT_RE = re.compile(r"^\s*<think>.*?</think>\s*<answer>.*?</answer>\s*$", re.S)
+ANSWER_RE = re.compile(r"<answer>(.*?)</answer>", re.S)
+BOXED_RE = re.compile(r"\\boxed\s*\{", re.S)
+
+
+def last_boxed(text: str) -> str | None:
+    """Content of the last \\boxed{...}, braces balanced: '\\boxed{\\frac{1}{2}}' -> '\\frac{1}{2}'."""
+    starts = [m.end() for m in BOXED_RE.finditer(text)]
+    if not starts:
+        return None
+    depth, i = 1, starts[-1]
+    while i < len(text) and depth:
+        depth += {"{": 1, "}": -1}.get(text[i], 0)
+        i += 1
+    return text[starts[-1]:i - 1] if depth == 0 else None
+
+
+def normalise(text: str) -> str:
+    """'  \\text{Red }. ' -> 'red'; '3.0' -> '3'. Spaces are dropped: the word tokenizer adds them."""
+    text = re.sub(r"\\text\s*\{(.*?)\}", r"\1", text).lower()
+    text = re.sub(r"\s+", "", text).strip(".$")
+    try:
+        return f"{float(text):g}"
+    except ValueError:
+        return text
+
+
+def reward(completion: str, answer: str) -> tuple[float, float, float]:
+    """(format, accuracy, total) of one decoded completion.
+
+    format = 1 iff the completion is <think>...</think><answer>...</answer>; accuracy = 1 iff the
+    \\boxed{} inside <answer> (or the answer text when there is no box) matches after normalisation.
+    reward("<think> 2 + 1 </think><answer> \\boxed{3} </answer>", "3") -> (1.0, 1.0, 2.0)
+    """
+    fmt = float(bool(FORMAT_RE.match(completion)))
+    inside = ANSWER_RE.search(completion)
+    span = inside.group(1) if inside else completion
+    boxed = last_boxed(span)
+    acc = float(normalise(boxed if boxed is not None else span) == normalise(answer))
+    return fmt, acc, fmt + acc
+
+
+# ----------------------------------------------------------------------------------------------------
+# Rollouts and log-probabilities
+
+
+@dataclass
+class Rollouts:
+    batch: dict[str, torch.Tensor]  # collated prompt + completion, see `collate`
+    completions: list[list[int]]  # generated ids, cut after the first end-of-turn, no padding
+    texts: list[str]  # decoded completions
+    rewards: torch.Tensor  # (B*G,) format + accuracy
+    correct: torch.Tensor  # (B*G,) accuracy only: the verifier V(x, y) of VAS
+    formats: torch.Tensor  # (B*G,)
+
+
+@torch.no_grad()
+def rollout(policy: Policy, examples: list[Example], args: Args, group: int, greedy: bool = False) -> Rollouts:
+    """`group` completions per example, consecutive: rows p*group .. p*group+group-1 belong to example p."""
+    model, device = policy.model, next(policy.model.parameters()).device
+    prompts = [p for p in map(policy.encode, examples) for _ in range(group)]
+    answers = [ex.answer for ex in examples for _ in range(group)]
+    completions = []
+    step = args.micro_batch or len(prompts)
+    for s in range(0, len(prompts), step):
+        batch = collate(prompts[s:s + step], None, policy.pad, device)
+        batch.pop("completion_mask")
+        sampling = dict(temperature=args.temperature, top_p=args.top_p, top_k=0) if not greedy else {}
+        out = model.generate(**batch, do_sample=not greedy, **sampling, max_new_tokens=args.max_new_tokens,
+                             suppress_tokens=policy.suppress, eos_token_id=policy.eos, pad_token_id=policy.pad)
+        for row in out[:, batch["input_ids"].shape[1]:].tolist():
+            # keep tokens up to the first end-of-turn; whatever follows it is padding, never trained on
+            completions.append(row[:row.index(policy.eos) + 1] if policy.eos in row else row)
+    texts = policy.tokenizer.batch_decode(completions, skip_special_tokens=True)
+    scores = torch.tensor([reward(t, a) for t, a in zip(texts, answers)])  # (B*G, 3)
+    batch = collate(prompts, completions, policy.pad, device)
+    return Rollouts(batch, completions, texts, scores[:, 2], scores[:, 1], scores[:, 0])
+
+
+def token_logprobs(model, batch: dict[str, torch.Tensor], temperature: float = 1.0) -> torch.Tensor:
+    """log pi(y_t | x, y_<t) of each completion token, float32, logits scaled by the sampling temperature.
+
+    Returns (B, C) over the last C columns (the completion); only C + 1 logits are computed.
+    """
+    c = batch["completion_mask"].shape[1]
+    out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                pixel_values=batch["pixel_values"], image_grid_thw=batch["image_grid_thw"],
+                logits_to_keep=c + 1, use_cache=False)
+    logits = out.logits[:, :-1].float() / temperature  # (B, C, V): position t predicts token t+1
+    targets = batch["input_ids"][:, -c:]  # (B, C)
+    return torch.log_softmax(logits, -1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)  # (B, C)
+
+
+def micro_batches(batch: dict[str, torch.Tensor], size: int):
+    """Split a collated batch by rows (images follow their rows) for gradient accumulation."""
+    n = batch["input_ids"].shape[0]
+    size = size or n
+    patches = batch["image_grid_thw"].prod(-1).tolist()
+    starts = np.concatenate([[0], np.cumsum(patches)]).astype(int)
+    for s in range(0, n, size):
+        e = min(n, s + size)
+        part = {k: v[s:e] for k, v in batch.items() if k not in ("pixel_values", "image_grid_thw")}
+        part["pixel_values"] = batch["pixel_values"][starts[s]:starts[e]]
+        part["image_grid_thw"] = batch["image_grid_thw"][s:e]
+        yield s, e, part
+
+
+# ----------------------------------------------------------------------------------------------------
+# GRPO: group advantage, k3 KL, clipped surrogate
+
+
+def group_advantages(rewards: torch.Tensor, group_size: int, eps: float = 1e-6,
+                     scale_std: bool = True) -> torch.Tensor:
+    """A_i = (r_i - mean(r)) / (std(r) + eps) within each group of G consecutive rollouts.
+
+    The std is the unbiased one (divides by G - 1). rewards [1, 1, 0, 0] -> [0.87, 0.87, -0.87, -0.87];
+    a group [1, 1, 1, 1] -> [0, 0, 0, 0]: every rollout equal, no gradient at all. That vanishing
+    signal is what VAS fights. scale_std=False gives Dr. GRPO's A_i = r_i - mean(r).
+    """
+    r = rewards.float().view(-1, group_size)  # (P, G)
+    adv = r - r.mean(dim=1, keepdim=True)  # GRPO: centre within the group
+    if scale_std:
+        adv = adv / (r.std(dim=1, keepdim=True) + eps)  # GRPO: scale by the group's (unbiased) std
+    return adv.view(-1)  # (P*G,)
+
+
+def kl_k3(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
+    """Schulman's k3 estimator of KL(pi || pi_ref) per token: d = log pi_ref - log pi, exp(d) - d - 1.
+
+    Unbiased for tokens sampled from pi, and never negative. kl_k3(log 0.5, log 0.25) = 0.5 - ln 2 + ... =
+    exp(-ln 2) + ln 2 - 1 = 0.193.
+    """
+    d = ref_logp - logp  # (B, C)
+    return torch.exp(d) - d - 1  # (B, C)
+
+
+def grpo_loss(logp: torch.Tensor, old_logp: torch.Tensor, ref_logp: torch.Tensor | None,
+              advantages: torch.Tensor, mask: torch.Tensor, clip_low: float = 0.2, clip_high: float = 0.2,
+              kl_coef: float = 0.01, seq_mean: bool = False) -> tuple[torch.Tensor, dict[str, float]]:
+    """The GRPO objective (Shao et al., 2024, eq. 3; MMR1 Sec. 3), as a loss to minimise.
+
+    Per completion token t of rollout i, with ratio rho = pi_theta / pi_old:
+        l = max(-A_i * rho, -A_i * clip(rho, 1 - eps_low, 1 + eps_high)) + beta_KL * k3
+    averaged over all completion tokens of the batch (token-mean: every token weighs the same, so long
+    completions are not down-weighted, as in the official code); seq_mean=True averages per sequence
+    first. On the first update pi_old = pi_theta, so rho = 1 in value and the clip is inactive, yet
+    d rho / d theta = grad log pi: the gradient is exactly the policy gradient -A * grad log pi / tokens.
+    """
+    real = mask.bool()  # padding positions may hold any value: keep them out of exp(), or inf * 0 = NaN
+    logp, old_logp = logp.where(real, 0.0), old_logp.where(real, 0.0)
+    ratio = torch.exp(logp - old_logp)  # (B, C)
+    adv = advantages.unsqueeze(1)  # (B, 1)
+    unclipped = -adv * ratio  # (B, C)
+    clipped = -adv * torch.clamp(ratio, 1 - clip_low, 1 + clip_high)  # (B, C)
+    per_token = torch.max(unclipped, clipped)  # GRPO: pessimistic bound, as in PPO
+    kl = kl_k3(logp, ref_logp.where(real, 0.0)) if ref_logp is not None else torch.zeros_like(logp)  # (B, C)
+    per_token = per_token + kl_coef * kl  # GRPO: KL to the reference as a loss term, not in the reward
+    if seq_mean:
+        loss = ((per_token * mask).sum(1) / mask.sum(1).clamp(min=1)).mean()
+    else:
+        loss = (per_token * mask).sum() / mask.sum().clamp(min=1)  # token-mean over the batch
+    n = mask.sum().clamp(min=1)
+    stats = dict(clip_frac=((clipped > unclipped).float() * mask).sum().item() / n.item(),
+                 kl=(kl * mask).sum().item() / n.item(), ratio=(ratio * mask).sum().item() / n.item())
+    return loss, stats
+
+
+# ----------------------------------------------------------------------------------------------------
+# Training loops
+
+
+def set_seed(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def cosine_lr(step: int, total: int, warmup_frac: float = 0.1) -> float:
+    """Multiplier of the peak lr: linear warm-up over the first 10% of steps, then cosine to 0."""
+    warmup = max(1, int(warmup_frac * total))
+    if step < warmup:
+        return (step + 1) / warmup
+    return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+
+
+def log(metrics_file, metrics: dict) -> None:
+    metrics_file.write(json.dumps(metrics) + "\n")
+    metrics_file.flush()
+
+
+def sft(policy: Policy, examples: list[Example], args: Args, metrics_file) -> None:
+    """Cold-start SFT: cross-entropy on the assistant tokens (rationale + end-of-turn) only."""
+    model, device = policy.model, next(policy.model.parameters()).device
+    targets = [policy.tokenizer(ex.rationale, add_special_tokens=False)["input_ids"] + [policy.eos] for ex in examples]
+    opt = torch.optim.AdamW(model.parameters(), lr=args.sft_lr, weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: cosine_lr(s, args.sft_steps))
+    order, pos = np.random.permutation(len(examples)), 0
+    model.train()
+    for step in (bar := tqdm(range(args.sft_steps), desc="sft", dynamic_ncols=True)):
+        if pos + args.sft_batch > len(order):  # a new shuffled epoch
+            order, pos = np.random.permutation(len(examples)), 0
+        rows, pos = order[pos:pos + args.sft_batch], pos + args.sft_batch
+        t0 = time.time()
+        batch = collate([policy.encode(examples[i]) for i in rows], [targets[i] for i in rows], policy.pad, device)
+        total, loss_sum = batch["completion_mask"].sum(), 0.0
+        for _, _, part in micro_batches(batch, args.micro_batch):
+            nll = -(token_logprobs(model, part) * part["completion_mask"]).sum() / total  # token-mean
+            nll.backward()
+            loss_sum += nll.item()
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step(), sched.step(), opt.zero_grad(set_to_none=True)
+        bar.set_postfix(loss=f"{loss_sum:.3f}")
+        log(metrics_file, {"stage": "sft", "step": step, "sft/loss": loss_sum, "sft/grad_norm": grad_norm.item(),
+                           "sft/lr": sched.get_last_lr()[0], "perf/step_s": time.time() - t0})
+
+
+@torch.no_grad()
+def evaluate(policy: Policy, examples: list[Example], args: Args, desc: str = "eval") -> dict[str, float]:
+    """Greedy decoding on the held-out split: accuracy overall and per family, format rate."""
+    policy.model.eval()
+    correct, formats = [], []
+    for s in tqdm(range(0, len(examples), 64), desc=desc, leave=False, dynamic_ncols=True):
+        ro = rollout(policy, examples[s:s + 64], args, group=1, greedy=True)
+        correct += ro.correct.tolist()
+        formats += ro.formats.tolist()
+    policy.model.train()
+    result = {"eval/accuracy": float(np.mean(correct)), "eval/format": float(np.mean(formats))}
+    for fam in sorted({e.family for e in examples}):
+        result[f"eval/accuracy_{fam}"] = float(np.mean([c for c, e in zip(correct, examples) if e.family == fam]))
+    return result
+
+
+def blind_baseline(train: list[Example], test: list[Example]) -> float:
+    """Answer each distinct question with its most common training answer: what ignoring the image gets."""
+    by_question = defaultdict(Counter)
+    for ex in train:
+        by_question[ex.question][normalise(ex.answer)] += 1
+    overall = Counter(normalise(ex.answer) for ex in train).most_common(1)[0][0]
+    guess = {q: c.most_common(1)[0][0] for q, c in by_question.items()}
+    return float(np.mean([guess.get(ex.question, overall) == normalise(ex.answer) for ex in test]))
+
+
+@torch.no_grad()
+def score_pool(policy: Policy, pool: list[Example], sampler: vas.VarianceAwareSampler, args: Args) -> None:
+    """VAS: N rollouts per prompt of the pool -> pass rate, diversity -> VPS (Algorithm 1, line 3)."""
+    correct, responses = [], []
+    chunk = max(1, 256 // args.num_scoring)
+    for s in tqdm(range(0, len(pool), chunk), desc="vas scoring", leave=False, dynamic_ncols=True):
+        ro = rollout(policy, pool[s:s + chunk], args, group=args.num_scoring)
+        correct.append(ro.correct.view(-1, args.num_scoring).numpy())
+        responses += _responses(ro.completions, policy, args.num_scoring)
+    sampler.score_pool(np.concatenate(correct), responses)
+
+
+def _responses(completions: list[list[int]], policy: Policy, group: int) -> list[list[list[int]]]:
+    """Group completions per prompt, dropping the end-of-turn: diversity is measured on real tokens only."""
+    clean = [[t for t in c if t not in (policy.eos, policy.pad)] for c in completions]
+    return [clean[i:i + group] for i in range(0, len(clean), group)]
+
+
+def rl(policy: Policy, pool: list[Example], test: list[Example], args: Args, metrics_file) -> list[dict]:
+    """GRPO, with prompts drawn by VAS (--vas) or by uniform shuffle; returns the evaluations made."""
+    model, G = policy.model, args.group_size
+    ref = copy.deepcopy(model).eval().requires_grad_(False) if args.kl_coef > 0 else None  # frozen pi_ref
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=args.rl_lr,
+                            weight_decay=args.weight_decay)
+    # lambda = 0 draws every prompt from the epoch shuffle: exactly the uniform baseline
+    sampler = vas.VarianceAwareSampler(len(pool), args.prompts_per_step, args.mixture_ratio if args.vas else 0.0,
+                                       seed=args.seed, alpha=args.alpha, beta=args.beta, diversity=args.diversity)
+    evals, skipped, refresh_s = [], 0, 0.0
+    for step in (bar := tqdm(range(args.rl_steps), desc="rl", dynamic_ncols=True)):
+        metrics = {"stage": "rl", "step": step}
+        if args.vas and (step == 0 or args.refresh_every and step % args.refresh_every == 0):
+            t0 = time.time()
+            score_pool(policy, pool, sampler, args)  # VAS: re-score the pool every T_update steps
+            metrics["vas/refresh_s"] = time.time() - t0
+            refresh_s += metrics["vas/refresh_s"]
+        t0 = time.time()
+        batch_ids = sampler.next_batch()  # VAS: floor(lambda*B) by VPS, the rest uniform
+        ro = rollout(policy, [pool[i] for i in batch_ids], args, group=G)
+        gen_s = time.time() - t0
+        batch, mask = ro.batch, ro.batch["completion_mask"]  # mask: (B*G, C)
+        adv = group_advantages(ro.rewards, G, scale_std=not args.no_std).to(mask.device)  # GRPO: (B*G,)
+        ref_logp = _logprobs_no_grad(ref, batch, args) if ref is not None else None  # (B*G, C)
+        old_logp = _logprobs_no_grad(model, batch, args) if args.update_epochs > 1 else None
+        total = mask.sum()
+        for _ in range(args.update_epochs):
+            stats_sum, loss_sum = Counter(), 0.0
+            for s, e, part in micro_batches(batch, args.micro_batch):
+                logp = token_logprobs(model, part, args.temperature)  # (b, C)
+                old = old_logp[s:e] if old_logp is not None else logp.detach()  # rho = 1 on-policy
+                loss, stats = grpo_loss(logp, old, ref_logp[s:e] if ref_logp is not None else None, adv[s:e],
+                                        part["completion_mask"], args.clip_low, args.clip_high, args.kl_coef,
+                                        args.seq_mean)
+                share = float(part["completion_mask"].sum() / total if not args.seq_mean else (e - s) / len(adv))
+                (loss * share).backward()  # the batch's mean, accumulated over micro-batches
+                loss_sum += loss.item() * share
+                stats_sum.update({k: v * share for k, v in stats.items()})
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            if torch.isfinite(grad_norm) and math.isfinite(loss_sum):
+                opt.step()
+            else:  # a non-finite loss or gradient: skip the step, keep training
+                skipped += 1
+            opt.zero_grad(set_to_none=True)
+        if args.vas and args.vas_online:  # VAS (beyond the paper): free re-scoring from training rollouts
+            sampler.update(batch_ids, ro.correct.view(-1, G).numpy(), _responses(ro.completions, policy, G))
+        zero_std = (ro.rewards.view(-1, G).std(1) == 0).float().mean().item()
+        n_tokens = int(mask.sum().item())
+        metrics.update({"train/loss": loss_sum, "train/grad_norm": grad_norm.item(),
+                        "train/clip_frac": stats_sum["clip_frac"], "train/kl": stats_sum["kl"],
+                        "train/ratio": stats_sum["ratio"], "train/skipped_steps": skipped,
+                        "reward/mean": ro.rewards.mean().item(), "reward/accuracy": ro.correct.mean().item(),
+                        "reward/format": ro.formats.mean().item(), "reward/zero_std_frac": zero_std,
+                        "reward/completion_len": n_tokens / len(ro.completions),
+                        "vas/vps_mean": float(np.mean(sampler.scores)), "vas/refresh_s_total": refresh_s,
+                        "perf/step_s": time.time() - t0, "perf/rollout_tokens_per_s": n_tokens / gen_s})
+        if args.eval_every and (step + 1) % args.eval_every == 0 or step + 1 == args.rl_steps:
+            metrics.update(evaluate(policy, test, args))
+            evals.append({"step": step + 1, **{k: v for k, v in metrics.items() if k.startswith("eval/")}})
+        log(metrics_file, metrics)
+        bar.set_postfix(acc=f"{metrics['reward/accuracy']:.2f}", zero_std=f"{zero_std:.2f}")
+    return evals
+
+
+@torch.no_grad()
+def _logprobs_no_grad(model, batch: dict, args: Args) -> torch.Tensor:
+    return torch.cat([token_logprobs(model, part, args.temperature)
+                      for _, _, part in micro_batches(batch, args.micro_batch)])
+
+
+# ----------------------------------------------------------------------------------------------------
+# Main
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
+    t_start = time.time()
+    splits = load_data(args.data) if args.data else toy_splits(args)
+    if args.export_data:
+        export_data(splits, args.export_data)
+        print(f"wrote {sum(map(len, splits.values()))} examples to {args.export_data}")
+        return {}
+    args.out = args.out or os.path.join("runs", time.strftime("%Y%m%d-%H%M%S"))
+    os.makedirs(args.out, exist_ok=True)
+    json.dump(dataclasses.asdict(args), open(os.path.join(args.out, "args.json"), "w"), indent=1)
+    set_seed(args.seed)
+    policy = load_policy(args, [e.question + " " + e.rationale for s in splits.values() for e in s])
+    device = "cuda" if args.device == "auto" and torch.cuda.is_available() else args.device.replace("auto", "cpu")
+    policy.model.to(device)
+    if args.grad_checkpointing:
+        policy.model.gradient_checkpointing_enable()
+    if args.freeze_vision:
+        policy.model.model.visual.requires_grad_(False)
+    summary = {"model/parameters": sum(p.numel() for p in policy.model.parameters()),
+               "eval/blind_baseline": blind_baseline(splits["sft"], splits["test"])}
+    with open(os.path.join(args.out, "metrics.jsonl"), "a") as metrics_file:
+        t0 = time.time()
+        if args.sft_steps and not args.init_from:
+            sft(policy, splits["sft"], args, metrics_file)
+            policy.save(os.path.join(args.out, "sft"))
+        summary["time/sft_s"] = time.time() - t0
+        after_sft = evaluate(policy, splits["test"], args, desc="eval after sft")
+        summary.update({k.replace("eval/accuracy", "eval/accuracy_after_sft"): v for k, v in after_sft.items()
+                        if k.startswith("eval/accuracy")})
+        log(metrics_file, {"stage": "sft_done", **after_sft})
+        t0 = time.time()
+        if args.rl_steps:
+            evals = rl(policy, splits["rl"], splits["test"], args, metrics_file)
+            summary.update({k.replace("eval/accuracy", "eval/accuracy_after_rl"): v for k, v in evals[-1].items()
+                            if k.startswith("eval/accuracy")})
+        summary["time/rl_s"] = time.time() - t0
+    policy.save(os.path.join(args.out, "final"))
+    summary["time/total_s"] = time.time() - t_start
+    summary["memory/peak_rss_mb"] = _peak_rss_mb()
+    json.dump(summary, open(os.path.join(args.out, "summary.json"), "w"), indent=1)
+    print_summary(summary, args.out)
+    return summary
+
+
+def _peak_rss_mb() -> float:
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
+
+
+def print_summary(summary: dict, out: str) -> None:
+    print(f"\n{'metric':<40} value")
+    for k, v in summary.items():
+        print(f"{k:<40} {v:.3f}" if isinstance(v, float) else f"{k:<40} {v}")
+    print(f"\nwrote {out}/metrics.jsonl, summary.json, final/ (load with --init-from {out}/final)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,221 @@
+"""Tests for the toy data and prompt encoding of mmr1.py: determinism, families, rationales in the reward
+format, answers that need the image, image-token bookkeeping, collate, and the MMR1-schema round trip
+with its error messages. Small sizes, no model: a few seconds."""
+import json
+import os
+import sys
+from collections import defaultdict
+
+import numpy as np
+import pytest
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import mmr1  # noqa: E402
+from mmr1 import Example, make_geometry_dataset  # noqa: E402
+
+SIZE = 56  # 56 px -> (56 / 14)^2 = 16 patches -> 16 / 2^2 = 4 image tokens: cheap
+
+
+@pytest.fixture(scope="module")
+def data():
+    return make_geometry_dataset(30, seed=0, size=SIZE)
+
+
+@pytest.fixture(scope="module")
+def tokenizer(data):
+    return mmr1.build_tokenizer([e.question + " " + e.rationale for e in data])
+
+
+def _pixels(image):
+    return np.asarray(image.convert("RGB"))
+
+
+# ---------------------------------------------------------------- the generator
+
+def test_same_seed_same_data(data):
+    again = make_geometry_dataset(30, seed=0, size=SIZE)
+    assert [(e.id, e.question, e.answer, e.rationale, e.family, e.difficulty) for e in again] == \
+           [(e.id, e.question, e.answer, e.rationale, e.family, e.difficulty) for e in data]
+    assert all(a.image.tobytes() == b.image.tobytes() for a, b in zip(again, data))
+
+
+def test_other_seed_other_data(data):
+    other = make_geometry_dataset(30, seed=1, size=SIZE)
+    assert [e.answer for e in other] != [e.answer for e in data]
+    assert sum(a.image.tobytes() == b.image.tobytes() for a, b in zip(other, data)) == 0
+
+
+def test_items_are_well_formed(data):
+    assert len(data) == 30 and len({e.id for e in data}) == 30
+    assert {e.family for e in data} == set(mmr1.FAMILIES)  # every family appears
+    for e in data:
+        assert e.image.size == (SIZE, SIZE) and e.answer.strip() and e.question.strip()
+        assert 1 <= e.difficulty <= 3
+
+
+def test_rationales_score_full_reward_on_their_own_answer(data):
+    for e in data:
+        assert mmr1.reward(e.rationale, e.answer) == (1.0, 1.0, 2.0), e.rationale
+
+
+def test_rationales_survive_the_word_tokenizer(data, tokenizer):
+    # what SFT teaches, decoded as a rollout would be (tokens joined by spaces), still scores 2
+    for e in data:
+        ids = tokenizer(e.rationale, add_special_tokens=False)["input_ids"]
+        assert tokenizer.unk_token_id not in ids
+        assert mmr1.reward(tokenizer.decode(ids, skip_special_tokens=True), e.answer) == (1.0, 1.0, 2.0)
+
+
+def test_answers_need_the_image():
+    # within each family one question text carries several answers: the text alone cannot tell them apart
+    train = make_geometry_dataset(300, seed=1, size=SIZE)
+    answers = defaultdict(set)
+    for e in train:
+        answers[(e.family, e.question)].add(e.answer)
+    for family in mmr1.FAMILIES:
+        assert max(len(a) for (f, _), a in answers.items() if f == family) >= 2, family
+    # the best image-blind guess (most common answer per question) is near chance, far below 0.5
+    test = make_geometry_dataset(90, seed=2, size=SIZE)
+    assert mmr1.blind_baseline(train, test) < 0.35
+
+
+def test_blind_baseline_hand_computed():
+    # train: q1 -> a, a, b (guess a); overall most common answer a. test: (q1, a) right, (q1, b) wrong,
+    # (q2 unseen -> overall a, answer "A" normalises to a) right -> 2 / 3
+    ex = lambda q, a: Example("x", None, q, a, "", "f", 1)  # noqa: E731
+    train = [ex("q1", "a"), ex("q1", "a"), ex("q1", "b")]
+    test = [ex("q1", "a"), ex("q1", "b"), ex("q2", "A")]
+    assert mmr1.blind_baseline(train, test) == pytest.approx(2 / 3)
+
+
+def test_toy_splits_are_disjoint():
+    args = mmr1.parse_args(["--num-sft", "12", "--num-rl", "9", "--num-test", "6", "--image-size", str(SIZE)])
+    splits = mmr1.toy_splits(args)
+    assert {k: len(v) for k, v in splits.items()} == {"sft": 12, "rl": 9, "test": 6}
+    ids = [set(e.id for e in s) for s in splits.values()]
+    images = [set(e.image.tobytes() for e in s) for s in splits.values()]
+    for a in range(3):
+        for b in range(a + 1, 3):
+            assert not ids[a] & ids[b] and not images[a] & images[b]  # no id and no picture shared
+    assert mmr1.toy_splits(args)["test"][0].image.tobytes() == splits["test"][0].image.tobytes()
+
+
+# ---------------------------------------------------------------- encoding
+
+def test_image_tokens_match_the_image_processor(data, tokenizer):
+    pad = tokenizer.convert_tokens_to_ids("<|image_pad|>")
+    for size in (SIZE, 112):
+        processor = mmr1.build_image_processor(size)
+        merge = processor.merge_size
+        image = make_geometry_dataset(1, seed=0, size=size)[0].image
+        p = mmr1.encode_prompt(tokenizer, processor, image, data[0].question)
+        n = p.ids.count(pad)
+        assert n == int(p.grid_thw.prod()) // merge ** 2 == p.pixel_values.shape[0] // merge ** 2
+        # hand: 56 px -> 4 x 4 patches of 14 px -> 16 / 4 = 4 tokens; 112 px -> 8 x 8 = 64 / 4 = 16 tokens
+        assert n == {56: 4, 112: 16}[size]
+        assert p.grid_thw.tolist() == [[1, size // 14, size // 14]]
+        # the placeholder run sits between <|vision_start|> and <|vision_end|>, in one block
+        start = p.ids.index(tokenizer.convert_tokens_to_ids("<|vision_start|>"))
+        assert p.ids[start + 1:start + 1 + n] == [pad] * n
+        assert p.ids[start + 1 + n] == tokenizer.convert_tokens_to_ids("<|vision_end|>")
+        assert tokenizer.unk_token_id not in p.ids
+
+
+def test_collate_aligns_completions_in_the_last_columns(data, tokenizer):
+    processor = mmr1.build_image_processor(SIZE)
+    by_question = {e.question: e for e in data}
+    short, long = sorted((mmr1.encode_prompt(tokenizer, processor, e.image, q) for q, e in by_question.items()),
+                         key=lambda p: len(p.ids))[::len(by_question) - 1]
+    assert len(short.ids) < len(long.ids)
+    pad = tokenizer.pad_token_id
+    completions = [[11, 12, 13, 14, 15], [21, 22]]  # C = 5; row 1 is right-padded by 3
+    batch = mmr1.collate([short, long], completions, pad, torch.device("cpu"))
+    width = len(long.ids)
+    assert batch["input_ids"].shape == (2, width + 5)
+    assert batch["input_ids"][:, -5:].tolist() == [[11, 12, 13, 14, 15], [21, 22, pad, pad, pad]]
+    assert batch["completion_mask"].tolist() == [[1, 1, 1, 1, 1], [1, 1, 0, 0, 0]]
+    # prompts end at the same column (the short one is left-padded), attention covers prompt + completion
+    gap = width - len(short.ids)
+    assert batch["input_ids"][0, gap:width].tolist() == short.ids
+    assert batch["input_ids"][1, :width].tolist() == long.ids
+    assert batch["attention_mask"].tolist() == [[0] * gap + [1] * (len(short.ids) + 5), [1] * (width + 2) + [0] * 3]
+    assert batch["input_ids"][0, :gap].tolist() == [pad] * gap
+    assert torch.equal(batch["pixel_values"], torch.cat([short.pixel_values, long.pixel_values]))
+    assert batch["image_grid_thw"].shape == (2, 3)
+
+
+def test_collate_without_completions_is_the_generate_input(data, tokenizer):
+    p = mmr1.encode_prompt(tokenizer, mmr1.build_image_processor(SIZE), data[0].image, data[0].question)
+    batch = mmr1.collate([p, p], None, tokenizer.pad_token_id, torch.device("cpu"))
+    assert batch["input_ids"].tolist() == [p.ids, p.ids]
+    assert batch["completion_mask"].shape == (2, 0)
+
+
+# ---------------------------------------------------------------- MMR1 schema on disk
+
+def _splits():
+    return {name: make_geometry_dataset(4, seed=k, size=SIZE, prefix=f"{name}-")
+            for k, name in enumerate(("sft", "rl", "test"))}
+
+
+def test_export_then_load_round_trip(tmp_path):
+    splits = _splits()
+    mmr1.export_data(splits, str(tmp_path))
+    row = json.loads((tmp_path / "rl.jsonl").read_text().splitlines()[0])
+    assert row["problem"].startswith("<image>") and row["images"] == ["images/rl-0.png"]  # MMR1's schema
+    loaded = mmr1.load_data(str(tmp_path))
+    assert loaded.keys() == splits.keys()
+    for name in splits:
+        for a, b in zip(splits[name], loaded[name], strict=True):
+            assert (a.id, a.question, a.answer, a.rationale, a.family, a.difficulty) == \
+                   (b.id, b.question, b.answer, b.rationale, b.family, b.difficulty)
+            assert np.array_equal(_pixels(a.image), _pixels(b.image))  # PNG is lossless
+
+
+def _rewrite_line(path, line_no, edit):
+    lines = path.read_text().splitlines()
+    row = json.loads(lines[line_no - 1])
+    edit(row)
+    lines[line_no - 1] = json.dumps(row)
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_load_row_without_answer_names_file_and_line(tmp_path):
+    mmr1.export_data(_splits(), str(tmp_path))
+    _rewrite_line(tmp_path / "rl.jsonl", 2, lambda row: row.pop("answer"))
+    with pytest.raises(SystemExit, match=r"rl\.jsonl, line 2\b"):
+        mmr1.load_data(str(tmp_path))
+
+
+def test_load_row_with_empty_answer_names_file_and_line(tmp_path):
+    mmr1.export_data(_splits(), str(tmp_path))
+    _rewrite_line(tmp_path / "sft.jsonl", 4, lambda row: row.update(answer="  "))
+    with pytest.raises(SystemExit, match=r"sft\.jsonl, line 4\b"):
+        mmr1.load_data(str(tmp_path))
+
+
+def test_load_missing_image_names_file_and_line(tmp_path):
+    mmr1.export_data(_splits(), str(tmp_path))
+    os.remove(tmp_path / "images" / "test-2.png")  # test.jsonl, line 3
+    with pytest.raises(SystemExit, match=r"test\.jsonl, line 3\b") as err:
+        mmr1.load_data(str(tmp_path))
+    assert "test-2.png" in str(err.value)
+
+
+def test_load_bad_json_names_file_and_line(tmp_path):
+    mmr1.export_data(_splits(), str(tmp_path))
+    with open(tmp_path / "test.jsonl", "a") as f:
+        f.write("{not json\n")  # line 5
+    with pytest.raises(SystemExit, match=r"test\.jsonl, line 5\b"):
+        mmr1.load_data(str(tmp_path))
+
+
+def test_load_missing_directory_or_file(tmp_path):
+    missing = tmp_path / "nowhere"
+    with pytest.raises(SystemExit, match="nowhere"):
+        mmr1.load_data(str(missing))
+    mmr1.export_data(_splits(), str(tmp_path))
+    os.remove(tmp_path / "rl.jsonl")
+    with pytest.raises(SystemExit, match=r"rl\.jsonl"):
+        mmr1.load_data(str(tmp_path))
