@@ -20,6 +20,8 @@ Deviations from the paper, and why:
    1 - self-BLEU on unpadded responses, and VPS is used unnormalised.
 4. Beyond the paper: `--vas-online` refreshes a prompt's VPS from its G training rollouts for free,
    so the full re-scoring every T_update steps (VAS's main cost) can be rarer.
+5. The toy cold-start rationales come from a flawed teacher (`--teacher-error`): some name the wrong
+   colour while the answer stays true, as distilled chain-of-thought errs, so RL has something to fix.
 """
 from __future__ import annotations
 
@@ -62,9 +64,10 @@ class Args:
     export_data: str = ""  # write the toy data in MMR1's schema to this directory and exit
     data_seed: int = 0  # seed of the toy geometry generator
     num_sft: int = 6000  # toy cold-start examples (the paper: ~1.6M long-CoT items)
-    num_rl: int = 512  # toy RL prompt pool (the paper: ~15k prompts)
+    num_rl: int = 256  # toy RL prompt pool (the paper: ~15k prompts)
     num_test: int = 450  # toy held-out test examples
     image_size: int = 112  # toy image side in pixels (112 px -> 16 image tokens)
+    teacher_error: float = 0.6  # share of orange/purple cold-start rationales that name the wrong colour
     # model
     grad_checkpointing: bool = False  # trade compute for memory (the presets turn it on)
     freeze_vision: bool = False  # train the language model only
@@ -74,10 +77,10 @@ class Args:
     sft_batch: int = 32  # examples per SFT step (the paper: effective batch 32)
     sft_lr: float = 2e-3  # peak learning rate, cosine with 10% warm-up (the paper: 1e-5)
     # GRPO
-    rl_steps: int = 100  # RL optimiser steps; 0 skips RL
+    rl_steps: int = 60  # RL optimiser steps; 0 skips RL
     prompts_per_step: int = 16  # prompts per RL step (the paper: 512)
     group_size: int = 8  # G, rollouts per prompt (the paper: 8)
-    rl_lr: float = 2e-4  # RL learning rate (the paper: 1e-6)
+    rl_lr: float = 1e-4  # RL learning rate (the paper: 1e-6)
     weight_decay: float = 0.01  # AdamW weight decay in RL (the paper: 0.01)
     temperature: float = 1.0  # sampling temperature, also used in the log-probs (the paper: 0.6)
     top_p: float = 1.0  # nucleus sampling (the paper: 1.0)
@@ -86,14 +89,14 @@ class Args:
     clip_high: float = 0.2  # epsilon_high of the clipped surrogate (the paper: 0.2)
     kl_coef: float = 0.01  # beta_KL, weight of the k3 KL to the reference policy (the paper: 0.01)
     update_epochs: int = 1  # optimiser passes over each rollout batch (1 = on-policy)
-    no_std: bool = False  # Dr. GRPO: do not divide advantages by the group's std
+    scale_std: bool = True  # divide advantages by the group's std; --no-scale-std is Dr. GRPO
     seq_mean: bool = False  # average the loss per sequence, then over sequences (default: token-mean)
-    eval_every: int = 25  # evaluate on the test split every this many RL steps; 0 = only at the end
+    eval_every: int = 20  # evaluate on the test split every this many RL steps; 0 = only at the end
     # VAS
     vas: bool = False  # Variance-Aware Sampling; off = uniform shuffle (the paper's baseline)
     mixture_ratio: float = 0.5  # lambda, share of each batch drawn by VPS (the paper: 0.5)
     num_scoring: int = 8  # N, rollouts per prompt when scoring the pool (the paper: 32)
-    refresh_every: int = 50  # T_update, RL steps between full re-scorings (the paper: 35); 0 = never
+    refresh_every: int = 30  # T_update, RL steps between full re-scorings (the paper: 35); 0 = never
     alpha: float = 0.8  # alpha, weight of OVS in VPS (the paper: 0.8)
     beta: float = 0.2  # beta, weight of TDS in VPS (the paper: 0.2)
     diversity: str = "self_bleu"  # TDS method: self_bleu, distinct or edit
@@ -152,6 +155,7 @@ def _check_args(parser: argparse.ArgumentParser, a: argparse.Namespace) -> None:
         (a.dtype in ("float32", "bfloat16"), "--dtype must be float32 or bfloat16"),
         (a.device in ("auto", "cpu", "cuda"), "--device must be auto, cpu or cuda"),
         (a.image_size >= 28, "--image-size must be >= 28 (one merged 2x2 patch of 14 px)"),
+        (0 <= a.teacher_error <= 1, "--teacher-error must be in [0, 1]"),
         (min(a.num_sft, a.num_rl, a.num_test) >= 1, "--num-sft, --num-rl and --num-test must be >= 1"),
     ]
     for ok, message in checks:
@@ -178,6 +182,7 @@ COLOURS = {"red": (220, 40, 40), "green": (40, 170, 60), "blue": (40, 80, 220),
            "yellow": (230, 200, 30), "purple": (150, 60, 190), "orange": (240, 130, 30)}
 SHAPES = {"circle": 0, "triangle": 3, "square": 4, "pentagon": 5, "hexagon": 6}  # name -> sides
 FAMILIES = ("colour", "shape", "count")
+TEACHER_CONFUSES = {"orange": "red", "purple": "blue"}  # what the cold-start teacher gets wrong
 
 
 def _draw(draw: ImageDraw.ImageDraw, shape: str, cx: float, cy: float, r: float, colour: str,
@@ -188,7 +193,7 @@ def _draw(draw: ImageDraw.ImageDraw, shape: str, cx: float, cy: float, r: float,
         draw.regular_polygon((cx, cy, r), SHAPES[shape], rotation=rotation, fill=COLOURS[colour])
 
 
-def _toy_example(idx: int, rng: random.Random, size: int, prefix: str) -> Example:
+def _toy_example(idx: int, rng: random.Random, size: int, prefix: str, teacher_error: float) -> Example:
     family = FAMILIES[idx % len(FAMILIES)]  # balanced families
     img = Image.new("RGB", (size, size), (255, 255, 255))
     draw = ImageDraw.Draw(img)
@@ -212,20 +217,31 @@ def _toy_example(idx: int, rng: random.Random, size: int, prefix: str) -> Exampl
                 _draw(draw, rng.choice(list(SHAPES)), c[0], c[1], r, rng.choice(list(COLOURS)), 0)
         question, answer, difficulty = "How many shapes are there?", str(n), 1 + (n >= 3) + (n >= 5)
         think = f"Counting : {' , '.join(str(k) for k in range(1, n + 1))} . There are {n} ."
-    rationale = f"<think> {think} </think><answer> \\boxed{{{answer}}} </answer>"
+    if rng.random() < teacher_error and answer in TEACHER_CONFUSES:  # a flawed cold-start teacher
+        think, said = think.replace(answer, TEACHER_CONFUSES[answer]), TEACHER_CONFUSES[answer]
+    else:
+        said = answer
+    rationale = f"<think> {think} </think><answer> \\boxed{{{said}}} </answer>"
     return Example(f"{prefix}{idx}", img, question, answer, rationale, family, difficulty)
 
 
-def make_geometry_dataset(n: int, seed: int, size: int = 112, prefix: str = "") -> list[Example]:
-    """n toy examples, identical for the same (n, seed, size): colour (easy), shape, count (hard)."""
+def make_geometry_dataset(n: int, seed: int, size: int = 112, prefix: str = "",
+                          teacher_error: float = 0.0) -> list[Example]:
+    """n toy examples, identical for the same arguments: colour (easy), shape, count (hard).
+
+    `teacher_error` is the chance that a rationale says what a colour-weak teacher sees (orange as
+    red, purple as blue) while `answer` stays the truth: distilled chain-of-thought is imperfect like
+    this, and imitation copies the error where a verifier's reward does not.
+    """
     rng = random.Random(seed)
-    return [_toy_example(i, rng, size, prefix) for i in range(n)]
+    return [_toy_example(i, rng, size, prefix, teacher_error) for i in range(n)]
 
 
 def toy_splits(args: Args) -> dict[str, list[Example]]:
     """Deterministic sft / rl / test splits; a different seed per split keeps them disjoint draws."""
     sizes = {"sft": args.num_sft, "rl": args.num_rl, "test": args.num_test}
-    return {name: make_geometry_dataset(n, args.data_seed * 3 + k, args.image_size, f"{name}-")
+    return {name: make_geometry_dataset(n, args.data_seed * 3 + k, args.image_size, f"{name}-",
+                                        args.teacher_error if name == "sft" else 0.0)
             for k, (name, n) in enumerate(sizes.items())}
 
 
@@ -309,7 +325,7 @@ def build_tokenizer(texts: list[str]):
                                    eos_token="<|im_end|>", extra_special_tokens=CHAT_TOKENS[1:])
 
 
-TINY = dict(hidden=128, heads=4, layers=4, vision_depth=2, vision_hidden=96)  # the default model's size
+TINY = dict(hidden=192, heads=6, layers=4, vision_depth=2, vision_hidden=128)  # the default model's size
 
 
 def build_tiny_model(tokenizer, image_size: int):
@@ -716,7 +732,7 @@ def rl(policy: Policy, pool: list[Example], test: list[Example], args: Args, met
         ro = rollout(policy, [pool[i] for i in batch_ids], args, group=G)
         gen_s = time.time() - t0
         batch, mask = ro.batch, ro.batch["completion_mask"]  # mask: (B*G, C)
-        adv = group_advantages(ro.rewards, G, scale_std=not args.no_std).to(mask.device)  # GRPO: (B*G,)
+        adv = group_advantages(ro.rewards, G, scale_std=args.scale_std).to(mask.device)  # GRPO: (B*G,)
         ref_logp = _logprobs_no_grad(ref, batch, args) if ref is not None else None  # (B*G, C)
         old_logp = _logprobs_no_grad(model, batch, args) if args.update_epochs > 1 else None
         total = mask.sum()

@@ -219,3 +219,17 @@ def test_load_missing_directory_or_file(tmp_path):
     os.remove(tmp_path / "rl.jsonl")
     with pytest.raises(SystemExit, match=r"rl\.jsonl"):
         mmr1.load_data(str(tmp_path))
+
+
+def test_teacher_error_flaws_only_the_rationale_of_confused_colours():
+    """--teacher-error: orange/purple rationales may name red/blue; the answer stays the truth."""
+    clean = mmr1.make_geometry_dataset(90, seed=3, size=56)
+    flawed = mmr1.make_geometry_dataset(90, seed=3, size=56, teacher_error=1.0)
+    assert [e.answer for e in clean] == [e.answer for e in flawed]  # same items, same truth
+    for c, f in zip(clean, flawed):
+        if c.answer in mmr1.TEACHER_CONFUSES:
+            wrong = mmr1.TEACHER_CONFUSES[c.answer]
+            assert mmr1.reward(f.rationale, c.answer)[1] == 0 and mmr1.reward(f.rationale, wrong)[1] == 1
+        else:
+            assert f.rationale == c.rationale
+    assert any(e.answer in mmr1.TEACHER_CONFUSES for e in clean)
