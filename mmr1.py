@@ -80,7 +80,7 @@ class Args:
     rl_steps: int = 60  # RL optimiser steps; 0 skips RL
     prompts_per_step: int = 16  # prompts per RL step (the paper: 512)
     group_size: int = 8  # G, rollouts per prompt (the paper: 8)
-    rl_lr: float = 1e-4  # RL learning rate (the paper: 1e-6)
+    rl_lr: float = 3e-5  # RL learning rate (the paper: 1e-6)
     weight_decay: float = 0.01  # AdamW weight decay in RL (the paper: 0.01)
     temperature: float = 1.0  # sampling temperature, also used in the log-probs (the paper: 0.6)
     top_p: float = 1.0  # nucleus sampling (the paper: 1.0)
@@ -120,7 +120,8 @@ def parse_args(argv: list[str] | None = None) -> Args:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default,
                                 help=comments[f.name])
         else:
-            parser.add_argument(flag, type=eval(f.type), default=f.default, help=comments[f.name])
+            parser.add_argument(flag, type={"int": int, "float": float, "str": str}[f.type], default=f.default,
+                                help=comments[f.name])
     args = parser.parse_args(argv)
     if args.model in PRESETS:  # a preset changes the defaults, then we parse again so flags win
         parser.set_defaults(**PAPER_SETTINGS)
