@@ -20,8 +20,8 @@ Deviations from the paper, and why:
    1 - self-BLEU on unpadded responses, and VPS is used unnormalised.
 4. Beyond the paper: `--vas-online` refreshes a prompt's VPS from its G training rollouts for free,
    so the full re-scoring every T_update steps (VAS's main cost) can be rarer.
-5. The toy cold-start rationales come from a flawed teacher (`--teacher-error`): some name the wrong
-   colour while the answer stays true, as distilled chain-of-thought errs, so RL has something to fix.
+5. The toy cold-start rationales come from a flawed teacher (`--teacher-error`): some swap left and
+   right while the answer stays true, as distilled chain-of-thought errs, so RL has something to fix.
 """
 from __future__ import annotations
 
@@ -67,7 +67,7 @@ class Args:
     num_rl: int = 256  # toy RL prompt pool (the paper: ~15k prompts)
     num_test: int = 450  # toy held-out test examples
     image_size: int = 112  # toy image side in pixels (112 px -> 16 image tokens)
-    teacher_error: float = 0.6  # share of orange/purple cold-start rationales that name the wrong colour
+    teacher_error: float = 0.6  # share of position rationales whose teacher swaps left and right
     # model
     grad_checkpointing: bool = False  # trade compute for memory (the presets turn it on)
     freeze_vision: bool = False  # train the language model only
@@ -80,7 +80,7 @@ class Args:
     rl_steps: int = 60  # RL optimiser steps; 0 skips RL
     prompts_per_step: int = 16  # prompts per RL step (the paper: 512)
     group_size: int = 8  # G, rollouts per prompt (the paper: 8)
-    rl_lr: float = 3e-5  # RL learning rate (the paper: 1e-6)
+    rl_lr: float = 5e-5  # RL learning rate (the paper: 1e-6)
     weight_decay: float = 0.01  # AdamW weight decay in RL (the paper: 0.01)
     temperature: float = 1.0  # sampling temperature, also used in the log-probs (the paper: 0.6)
     top_p: float = 1.0  # nucleus sampling (the paper: 1.0)
@@ -182,8 +182,11 @@ class Example:
 COLOURS = {"red": (220, 40, 40), "green": (40, 170, 60), "blue": (40, 80, 220),
            "yellow": (230, 200, 30), "purple": (150, 60, 190), "orange": (240, 130, 30)}
 SHAPES = {"circle": 0, "triangle": 3, "square": 4, "pentagon": 5, "hexagon": 6}  # name -> sides
-FAMILIES = ("colour", "shape", "count")
-TEACHER_CONFUSES = {"orange": "red", "purple": "blue"}  # what the cold-start teacher gets wrong
+FAMILIES = ("colour", "position", "shape", "count")
+CORNERS = ("top left", "top right", "bottom left", "bottom right")
+# The cold-start teacher mixes up left and right: a flaw imitation copies and a verifier does not
+TEACHER_CONFUSES = {"top left": "top right", "top right": "top left",
+                    "bottom left": "bottom right", "bottom right": "bottom left"}
 
 
 def _draw(draw: ImageDraw.ImageDraw, shape: str, cx: float, cy: float, r: float, colour: str,
@@ -205,6 +208,13 @@ def _toy_example(idx: int, rng: random.Random, size: int, prefix: str, teacher_e
     if family == "colour":
         question, answer, difficulty = "What colour is the shape?", colour, 1
         think = f"The shape is {colour} ."
+    elif family == "position":  # one shape inside one quarter of the image
+        answer, r = rng.choice(CORNERS), rng.uniform(0.12, 0.2) * size
+        x = rng.uniform(r, size / 2 - r) + (size / 2 if "right" in answer else 0)
+        y = rng.uniform(r, size / 2 - r) + (size / 2 if "bottom" in answer else 0)
+        _draw(draw, shape, x, y, r, colour, rng.uniform(0, 360))
+        question, difficulty = "Where is the shape?", 1
+        think = f"The shape is in the {answer} ."
     elif family == "shape":
         sides = SHAPES[shape]
         question, answer, difficulty = "What shape is shown?", shape, 2
@@ -228,11 +238,11 @@ def _toy_example(idx: int, rng: random.Random, size: int, prefix: str, teacher_e
 
 def make_geometry_dataset(n: int, seed: int, size: int = 112, prefix: str = "",
                           teacher_error: float = 0.0) -> list[Example]:
-    """n toy examples, identical for the same arguments: colour (easy), shape, count (hard).
+    """n toy examples, identical for the same arguments: colour, position (easy), shape, count (hard).
 
-    `teacher_error` is the chance that a rationale says what a colour-weak teacher sees (orange as
-    red, purple as blue) while `answer` stays the truth: distilled chain-of-thought is imperfect like
-    this, and imitation copies the error where a verifier's reward does not.
+    `teacher_error` is the chance that a position rationale swaps left and right, as a flawed teacher
+    would, while `answer` stays the truth: distilled chain-of-thought errs like this, and imitation
+    copies the error where a verifier's reward does not.
     """
     rng = random.Random(seed)
     return [_toy_example(i, rng, size, prefix, teacher_error) for i in range(n)]
