@@ -26,6 +26,7 @@ Deviations from the paper, and why:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import dataclasses
 import json
@@ -34,6 +35,7 @@ import os
 import random
 import re
 import shutil
+import signal
 import sys
 import time
 from collections import Counter, defaultdict
@@ -41,6 +43,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from PIL import Image, ImageDraw
 from tqdm.auto import tqdm
 
@@ -59,6 +62,9 @@ class Args:
     device: str = "auto"  # "auto" (cuda if available), "cpu" or "cuda"
     dtype: str = "float32"  # parameter dtype: float32 or bfloat16 (the presets use bfloat16)
     init_from: str = ""  # start from this checkpoint (a run's sft/ or final/ directory) and skip SFT
+    resume: str = ""  # continue the run in this directory exactly where its last checkpoint.pt left off
+    save_every: int = 50  # write checkpoint.pt every this many SFT and RL steps (also at the end and on Ctrl-C)
+    fsdp: bool = False  # under torchrun: shard parameters with FSDP2 instead of replicating them with DDP
     # data
     data: str = ""  # read sft/rl/test.jsonl in MMR1's schema from this directory instead of toy data
     export_data: str = ""  # write the toy data in MMR1's schema to this directory and exit
@@ -107,7 +113,8 @@ class Args:
 PRESETS = {"Qwen2.5-VL-3B": "Qwen/Qwen2.5-VL-3B-Instruct", "Qwen2.5-VL-7B": "Qwen/Qwen2.5-VL-7B-Instruct"}
 PAPER_SETTINGS = dict(sft_lr=1e-5, rl_lr=1e-6, temperature=0.6, group_size=8, kl_coef=0.01,
                       clip_low=0.2, clip_high=0.2, max_new_tokens=4096, num_scoring=32,
-                      refresh_every=35, dtype="bfloat16", grad_checkpointing=True, micro_batch=8)
+                      refresh_every=35, dtype="bfloat16", grad_checkpointing=True, freeze_vision=True,
+                      micro_batch=8)
 
 
 def parse_args(argv: list[str] | None = None) -> Args:
@@ -139,14 +146,15 @@ def _flag_comments() -> dict[str, str]:
 
 def _check_args(parser: argparse.ArgumentParser, a: argparse.Namespace) -> None:
     """Reject out-of-range flags with a message naming the flag and its valid range."""
+    world = int(os.environ.get("WORLD_SIZE", 1))  # torchrun's process count: each takes a share of a batch
     checks = [
         (0 <= a.mixture_ratio <= 1, "--mixture-ratio (lambda) must be in [0, 1]"),
         (a.alpha >= 0 and a.beta >= 0, "--alpha and --beta must be >= 0"),
         (a.group_size >= 2, "--group-size (G) must be >= 2: a group of one has no variance"),
         (a.num_scoring >= 2, "--num-scoring (N) must be >= 2"),
         (a.sft_lr > 0 and a.rl_lr > 0, "--sft-lr and --rl-lr must be > 0"),
-        (min(a.sft_steps, a.rl_steps, a.refresh_every, a.eval_every, a.micro_batch) >= 0,
-         "--sft-steps, --rl-steps, --refresh-every, --eval-every and --micro-batch must be >= 0"),
+        (min(a.sft_steps, a.rl_steps, a.refresh_every, a.eval_every, a.micro_batch, a.save_every) >= 0,
+         "--sft-steps, --rl-steps, --refresh-every, --eval-every, --micro-batch and --save-every must be >= 0"),
         (min(a.sft_batch, a.prompts_per_step, a.max_new_tokens, a.update_epochs) >= 1,
          "--sft-batch, --prompts-per-step, --max-new-tokens and --update-epochs must be >= 1"),
         (a.temperature > 0 and 0 < a.top_p <= 1, "--temperature must be > 0 and --top-p in (0, 1]"),
@@ -158,6 +166,11 @@ def _check_args(parser: argparse.ArgumentParser, a: argparse.Namespace) -> None:
         (a.image_size >= 28, "--image-size must be >= 28 (one merged 2x2 patch of 14 px)"),
         (0 <= a.teacher_error <= 1, "--teacher-error must be in [0, 1]"),
         (min(a.num_sft, a.num_rl, a.num_test) >= 1, "--num-sft, --num-rl and --num-test must be >= 1"),
+        (a.model in ("tiny", *PRESETS.values()) or "/" in a.model or os.path.isdir(a.model),
+         f"--model {a.model}: unknown; use tiny, {', '.join(PRESETS)}, a hub id (org/name) or a local directory"),
+        (not a.fsdp or "WORLD_SIZE" in os.environ, "--fsdp needs torchrun: torchrun --nproc_per_node K mmr1.py --fsdp"),
+        (a.prompts_per_step % world == 0 and a.sft_batch % world == 0,
+         f"--prompts-per-step and --sft-batch must be divisible by the {world} processes of torchrun"),
     ]
     for ok, message in checks:
         if not ok:
@@ -182,11 +195,12 @@ class Example:
 COLOURS = {"red": (220, 40, 40), "green": (40, 170, 60), "blue": (40, 80, 220),
            "yellow": (230, 200, 30), "purple": (150, 60, 190), "orange": (240, 130, 30)}
 SHAPES = {"circle": 0, "triangle": 3, "square": 4, "pentagon": 5, "hexagon": 6}  # name -> sides
-FAMILIES = ("colour", "position", "shape", "count")
+WARM = ("red", "yellow", "orange")  # the other three colours are cool
+FAMILIES = ("colour", "warmth", "position", "shape", "count")
 CORNERS = ("top left", "top right", "bottom left", "bottom right")
-# The cold-start teacher mixes up left and right: a flaw imitation copies and a verifier does not
-TEACHER_CONFUSES = {"top left": "top right", "top right": "top left",
-                    "bottom left": "bottom right", "bottom right": "bottom left"}
+# The cold-start teacher names colours right but mixes up warm and cool: a flaw in the last step of the
+# reasoning, which imitation copies and a verifier does not
+TEACHER_CONFUSES = {"warm": "cool", "cool": "warm"}
 
 
 def _draw(draw: ImageDraw.ImageDraw, shape: str, cx: float, cy: float, r: float, colour: str,
@@ -202,12 +216,16 @@ def _toy_example(idx: int, rng: random.Random, size: int, prefix: str, teacher_e
     img = Image.new("RGB", (size, size), (255, 255, 255))
     draw = ImageDraw.Draw(img)
     shape, colour = rng.choice(list(SHAPES)), rng.choice(list(COLOURS))
-    if family in ("colour", "shape"):  # one shape, anywhere, of any size
+    if family in ("colour", "warmth", "shape"):  # one shape, anywhere, of any size
         r = rng.uniform(0.18, 0.32) * size
         _draw(draw, shape, rng.uniform(r, size - r), rng.uniform(r, size - r), r, colour, rng.uniform(0, 360))
     if family == "colour":
         question, answer, difficulty = "What colour is the shape?", colour, 1
         think = f"The shape is {colour} ."
+    elif family == "warmth":
+        answer = "warm" if colour in WARM else "cool"
+        question, difficulty = "Is the colour warm or cool?", 1
+        think = f"The shape is {colour} , a {answer} colour ."
     elif family == "position":  # one shape inside one quarter of the image
         answer, r = rng.choice(CORNERS), rng.uniform(0.12, 0.2) * size
         x = rng.uniform(r, size / 2 - r) + (size / 2 if "right" in answer else 0)
@@ -278,8 +296,14 @@ def load_data(data_dir: str) -> dict[str, list[Example]]:
         path = os.path.join(data_dir, f"{name}.jsonl")
         if not os.path.exists(path):
             raise SystemExit(f"--data: missing {path}; the directory needs sft.jsonl, rl.jsonl, test.jsonl")
+        try:
+            lines = open(path, encoding="utf-8").read().splitlines()
+        except (OSError, UnicodeDecodeError) as e:
+            raise SystemExit(f"--data: cannot read {path} ({e}); it must be UTF-8 JSON lines") from None
+        if not lines:
+            raise SystemExit(f"--data: {path} has no rows; every split needs at least one")
         splits[name] = []
-        for line_no, line in enumerate(open(path), 1):
+        for line_no, line in enumerate(lines, 1):
             try:
                 row = json.loads(line)
                 if not str(row.get("answer", "")).strip():
@@ -305,7 +329,7 @@ SYSTEM_PROMPT = ("Analyse the image , reason step by step in <think> </think> , 
 CHAT_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
                "<|image_pad|>", "<|video_pad|>"]  # Qwen's special tokens; <|endoftext|> pads
 VISION_TOKENS = CHAT_TOKENS[3:]  # never sampled: a stray <|image_pad|> breaks the next forward
-HUB_HELP = ("could not load model {name!r}: {err}\nDownload it first, e.g. `huggingface-cli download "
+HUB_HELP = ("could not load model {name!r}: {err}; download it first, e.g. `huggingface-cli download "
             "{name} --local-dir DIR`, then pass --model DIR (or use --model tiny, which needs no download)")
 
 
@@ -377,14 +401,20 @@ class Policy:
     eos: int  # <|im_end|>, the end of the assistant's turn
     pad: int  # <|endoftext|>
     suppress: list[int]  # vision special tokens, never sampled
+    ddp: torch.nn.Module | None = None  # under torchrun without --fsdp: the DDP wrapper that trains `model`
 
     def encode(self, ex: Example) -> Prompt:
         return encode_prompt(self.tokenizer, self.processor, ex.image, ex.question)
 
     def save(self, path: str) -> None:
-        """save_pretrained format, written to a temporary directory then renamed: never half-written."""
+        """save_pretrained format, written to a temporary directory then renamed: never half-written.
+        Under torchrun every rank calls it (FSDP gathers the shards) and rank 0 writes."""
+        state = full_state(self.model) if dist.is_initialized() else None
+        if rank() > 0:
+            return
         shutil.rmtree(path + ".tmp", ignore_errors=True)
-        for obj in (self.model, self.tokenizer, self.processor):
+        self.model.save_pretrained(path + ".tmp", state_dict=state)
+        for obj in (self.tokenizer, self.processor):
             obj.save_pretrained(path + ".tmp")
         shutil.rmtree(path, ignore_errors=True)
         os.rename(path + ".tmp", path)
@@ -530,7 +560,8 @@ def rollout(policy: Policy, examples: list[Example], args: Args, group: int, gre
         batch.pop("completion_mask")
         sampling = dict(temperature=args.temperature, top_p=args.top_p, top_k=0) if not greedy else {}
         out = model.generate(**batch, do_sample=not greedy, **sampling, max_new_tokens=args.max_new_tokens,
-                             suppress_tokens=policy.suppress, eos_token_id=policy.eos, pad_token_id=policy.pad)
+                             suppress_tokens=policy.suppress, eos_token_id=policy.eos, pad_token_id=policy.pad,
+                             synced_gpus=args.fsdp)  # FSDP: every rank runs until all are done (collectives)
         for row in out[:, batch["input_ids"].shape[1]:].tolist():
             # keep tokens up to the first end-of-turn; whatever follows it is padding, never trained on
             completions.append(row[:row.index(policy.eos) + 1] if policy.eos in row else row)
@@ -629,6 +660,145 @@ def grpo_loss(logp: torch.Tensor, old_logp: torch.Tensor, ref_logp: torch.Tensor
 
 
 # ----------------------------------------------------------------------------------------------------
+# Many processes (torchrun: each rank rolls out its share, gradients are averaged) and checkpoints
+
+
+def rank() -> int:
+    return dist.get_rank() if dist.is_initialized() else 0
+
+
+def world() -> int:
+    return dist.get_world_size() if dist.is_initialized() else 1
+
+
+def shard(items: list) -> list:
+    """This rank's contiguous block of items (whole prompts, so whole groups), padded with the last item so
+    that every rank runs as many forward passes: FSDP's all-gathers need all ranks. gather() undoes it."""
+    per = -(-len(items) // world())
+    return [items[min(i, len(items) - 1)] for i in range(rank() * per, (rank() + 1) * per)]
+
+
+def gather(obj) -> list:
+    """obj of every rank, in rank order."""
+    out = [obj] * world()
+    if world() > 1:
+        dist.all_gather_object(out, obj)
+    return out
+
+
+def all_sum(x: torch.Tensor) -> torch.Tensor:
+    if world() > 1:  # nccl reduces on the GPU, gloo on the CPU
+        x = x.to("cuda" if dist.get_backend() == "nccl" else "cpu", copy=True)
+        dist.all_reduce(x)
+    return x
+
+
+def setup_device(args: Args) -> str:
+    """This process's device; under torchrun it also joins the process group (nccl on GPU, gloo on CPU)."""
+    device = "cuda" if args.device == "auto" and torch.cuda.is_available() else args.device.replace("auto", "cpu")
+    if "WORLD_SIZE" in os.environ and not dist.is_initialized():
+        dist.init_process_group("nccl" if device == "cuda" else "gloo")
+        if device == "cuda":
+            device = f"cuda:{os.environ['LOCAL_RANK']}"
+            torch.cuda.set_device(device)
+    return device
+
+
+def fsdp_shard(model: torch.nn.Module) -> torch.nn.Module:
+    """FSDP2: each decoder layer, vision block, the vision tower (generate() calls it directly) and the rest
+    are sharded over the ranks. The root reshards after forward too, so model.parameters() stay the shards."""
+    from torch.distributed.fsdp import fully_shard  # imported here: it takes a second
+    for block in [*model.model.language_model.layers, *model.model.visual.blocks, model.model.visual]:
+        fully_shard(block)
+    return fully_shard(model, reshard_after_forward=True)
+
+
+def parallelize(policy: Policy, args: Args, example: Example) -> None:
+    """Under torchrun: shard the model (--fsdp) or wrap it in DDP; both average the gradients over ranks."""
+    if args.fsdp:
+        fsdp_shard(policy.model)
+        with torch.no_grad():  # FSDP finds its root on the first forward, which generate() would not be
+            token_logprobs(policy.model, collate([policy.encode(example)], [[policy.eos]], policy.pad,
+                                                 next(policy.model.parameters()).device))
+    elif world() > 1:
+        policy.ddp = torch.nn.parallel.DistributedDataParallel(policy.model)
+
+
+def full_state(model: torch.nn.Module, rank0_only: bool = True) -> dict:
+    """The whole state dict, gathered from the shards under FSDP (call it on every rank)."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+    return get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=rank0_only))
+
+
+def frozen_copy(model: torch.nn.Module, args: Args) -> torch.nn.Module:
+    """pi_ref, a frozen copy of the policy. FSDP modules cannot be deep-copied: rebuild, load and shard."""
+    if not args.fsdp:
+        return copy.deepcopy(model).eval().requires_grad_(False)
+    from transformers import Qwen2_5_VLForConditionalGeneration
+    state = full_state(model, rank0_only=False)
+    with torch.device(next(model.parameters()).device):
+        ref = Qwen2_5_VLForConditionalGeneration._from_config(model.config, dtype=model.dtype)
+    ref.load_state_dict(state)
+    return fsdp_shard(ref).eval().requires_grad_(False)
+
+
+STOP = []  # signals received: the loops end their step, write a checkpoint and exit
+
+
+@contextlib.contextmanager
+def stop_on_signal():
+    """Ctrl-C (SIGINT) and SIGTERM ask to stop after the current step: stopping between steps, never inside
+    one, is what lets --resume continue exactly."""
+    def request(signum, frame):
+        STOP.append(signum)
+        print(f"\nsignal {signum}: stopping after this step, once a checkpoint is written", file=sys.stderr)
+    STOP.clear()
+    previous = {sig: signal.signal(sig, request) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        [signal.signal(sig, handler) for sig, handler in previous.items()]
+        STOP.clear()
+
+
+def set_rng_state(state: dict) -> None:
+    name, keys, *rest = state["numpy"]
+    random.setstate(state["python"]), np.random.set_state((name, np.array(keys, np.uint32), *rest))
+    torch.set_rng_state(state["torch"]), state["cuda"] and torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def load_training_state(model, opt, state: dict) -> None:
+    """Weights, optimiser and this rank's RNGs as the checkpoint has them (FSDP cuts out its shards)."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_state_dict
+    set_state_dict(model, opt, model_state_dict=state["model"], optim_state_dict=state["optimizer"],
+                   options=StateDictOptions(full_state_dict=True))
+    set_rng_state(state["rng"][rank()])
+
+
+def end_of_step(args: Args, model, opt, metrics_file, step: int, last: bool = False, **loop_state) -> None:
+    """After `step` steps, every --save-every steps, at the last step and when a signal asked to stop: write
+    checkpoint.pt, all it takes to go on exactly (weights, optimiser, every rank's RNGs, the loop's state,
+    the length of metrics.jsonl). Tensors, lists and numbers only, so it loads with weights_only=True;
+    written under a temporary name and then renamed, so never half-written. Then stop, if asked to."""
+    stop = all_sum(torch.tensor(float(len(STOP)))).item() > 0  # the ranks stop together
+    if args.out and (stop or last or args.save_every and step % args.save_every == 0):  # no --out: from Python
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict
+        weights, optimiser = get_state_dict(model, opt, options=StateDictOptions(full_state_dict=True,
+                                                                                 cpu_offload=True))
+        name, keys, *rest = np.random.get_state()
+        rng = dict(python=random.getstate(), numpy=[name, keys.tolist(), *rest], torch=torch.get_rng_state(),
+                   cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [])
+        state = dict(loop_state, step=step, model=weights, optimizer=optimiser, rng=gather(rng),
+                     metrics_bytes=metrics_file.tell())
+        if rank() == 0:
+            torch.save(state, os.path.join(args.out, "checkpoint.tmp"))
+            os.replace(os.path.join(args.out, "checkpoint.tmp"), os.path.join(args.out, "checkpoint.pt"))
+    if stop:
+        print(f"stopped after step {step}; continue with --resume {args.out} and the same flags", file=sys.stderr)
+        raise SystemExit(130)
+
+
+# ----------------------------------------------------------------------------------------------------
 # Training loops
 
 
@@ -651,41 +821,82 @@ def log(metrics_file, metrics: dict) -> None:
     metrics_file.flush()
 
 
-def sft(policy: Policy, examples: list[Example], args: Args, metrics_file) -> None:
-    """Cold-start SFT: cross-entropy on the assistant tokens (rationale + end-of-turn) only."""
-    model, device = policy.model, next(policy.model.parameters()).device
+def progress(items, desc: str, **kwargs):
+    return tqdm(items, desc=desc, dynamic_ncols=True, disable=rank() > 0, **kwargs)  # rank 0 shows progress
+
+
+def optimise(model, opt, batch: dict, loss_fn, micro_batch: int = 0,
+             per_seq: bool = False) -> tuple[float, dict, float, bool]:
+    """One optimiser step on this rank's share of a batch, micro-batch by micro-batch, gradient norm clipped
+    to 1. loss_fn(s, e, part) gives the mean loss over the part's completion tokens (its sequences if
+    per_seq) and stats. Each part weighs its share of the GLOBAL count, times K since DDP and FSDP average
+    the K ranks' gradients: K ranks take exactly one process's step on the whole batch. A non-finite loss
+    or gradient skips the step. Returns loss, stats, grad_norm (over all ranks) and whether it stepped."""
+    count = (lambda mask: mask.new_tensor(float(len(mask)))) if per_seq else (lambda mask: mask.sum())
+    total = all_sum(count(batch["completion_mask"]))
+    parts = list(micro_batches(batch, micro_batch))
+    loss_sum, stats_sum = 0.0, Counter()
+    for i, (s, e, part) in enumerate(parts):
+        last = i == len(parts) - 1  # DDP: all-reduce the gradients once, after the last micro-batch
+        with model.no_sync() if hasattr(model, "no_sync") and not last else contextlib.nullcontext():
+            loss, stats = loss_fn(s, e, part)
+            share = float(count(part["completion_mask"]) / total)
+            (loss * (share * world())).backward()
+        loss_sum += loss.item() * share
+        stats_sum.update({k: v * share for k, v in stats.items()})
+    loss_sum, *values = all_sum(torch.tensor([loss_sum, *stats_sum.values()], dtype=torch.float64)).tolist()
+    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    grad_norm = grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm  # FSDP: a DTensor
+    stepped = bool(torch.isfinite(grad_norm)) and math.isfinite(loss_sum)
+    if stepped:
+        opt.step()
+    opt.zero_grad(set_to_none=True)
+    return loss_sum, dict(zip(stats_sum, values)), grad_norm.item(), stepped
+
+
+def sft(policy: Policy, examples: list[Example], args: Args, metrics_file, state: dict | None = None) -> None:
+    """Cold-start SFT: cross-entropy on the assistant tokens (rationale + end-of-turn) only.
+    `state`: a checkpoint to continue from (--resume)."""
+    model, net, device = policy.model, policy.ddp or policy.model, next(policy.model.parameters()).device
     targets = [policy.tokenizer(ex.rationale, add_special_tokens=False)["input_ids"] + [policy.eos] for ex in examples]
     opt = torch.optim.AdamW(model.parameters(), lr=args.sft_lr, weight_decay=0.0)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: cosine_lr(s, args.sft_steps))
-    order, pos = np.random.permutation(len(examples)), 0
+    order, pos, start = np.random.permutation(len(examples)), 0, 0
+    if state:  # --resume: continue the interrupted SFT where it stopped
+        load_training_state(model, opt, state)
+        sched.load_state_dict(state["scheduler"])
+        order, pos, start = np.array(state["order"]), state["pos"], state["step"]
+
+    def nll(s, e, part):  # token-mean cross-entropy
+        mask = part["completion_mask"]
+        return -(token_logprobs(net, part) * mask).sum() / mask.sum().clamp(min=1), {}
+
     model.train()
-    for step in (bar := tqdm(range(args.sft_steps), desc="sft", dynamic_ncols=True)):
+    for step in (bar := progress(range(start, args.sft_steps), "sft")):
         if pos + args.sft_batch > len(order):  # a new shuffled epoch
             order, pos = np.random.permutation(len(examples)), 0
-        rows, pos = order[pos:pos + args.sft_batch], pos + args.sft_batch
+        rows, pos = shard(order[pos:pos + args.sft_batch].tolist()), pos + args.sft_batch  # this rank's share
         t0 = time.time()
         batch = collate([policy.encode(examples[i]) for i in rows], [targets[i] for i in rows], policy.pad, device)
-        total, loss_sum = batch["completion_mask"].sum(), 0.0
-        for _, _, part in micro_batches(batch, args.micro_batch):
-            nll = -(token_logprobs(model, part) * part["completion_mask"]).sum() / total  # token-mean
-            nll.backward()
-            loss_sum += nll.item()
-        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step(), sched.step(), opt.zero_grad(set_to_none=True)
-        bar.set_postfix(loss=f"{loss_sum:.3f}")
-        log(metrics_file, {"stage": "sft", "step": step, "sft/loss": loss_sum, "sft/grad_norm": grad_norm.item(),
+        loss, _, grad_norm, _ = optimise(net, opt, batch, nll, args.micro_batch)
+        sched.step()
+        bar.set_postfix(loss=f"{loss:.3f}")
+        log(metrics_file, {"stage": "sft", "step": step, "sft/loss": loss, "sft/grad_norm": grad_norm,
                            "sft/lr": sched.get_last_lr()[0], "perf/step_s": time.time() - t0})
+        end_of_step(args, model, opt, metrics_file, step + 1, step + 1 == args.sft_steps, stage="sft",
+                    scheduler=sched.state_dict(), order=order.tolist(), pos=pos)
 
 
 @torch.no_grad()
 def evaluate(policy: Policy, examples: list[Example], args: Args, desc: str = "eval") -> dict[str, float]:
     """Greedy decoding on the held-out split: accuracy overall and per family, format rate."""
     policy.model.eval()
-    correct, formats = [], []
-    for s in tqdm(range(0, len(examples), 64), desc=desc, leave=False, dynamic_ncols=True):
-        ro = rollout(policy, examples[s:s + 64], args, group=1, greedy=True)
+    correct, formats, mine = [], [], shard(examples)  # each rank decodes its share
+    for s in progress(range(0, len(mine), 64), desc, leave=False):
+        ro = rollout(policy, mine[s:s + 64], args, group=1, greedy=True)
         correct += ro.correct.tolist()
         formats += ro.formats.tolist()
+    correct, formats = (sum(x, [])[:len(examples)] for x in zip(*gather((correct, formats))))  # drop padding
     policy.model.train()
     result = {"eval/accuracy": float(np.mean(correct)), "eval/format": float(np.mean(formats))}
     for fam in sorted({e.family for e in examples}):
@@ -706,13 +917,14 @@ def blind_baseline(train: list[Example], test: list[Example]) -> float:
 @torch.no_grad()
 def score_pool(policy: Policy, pool: list[Example], sampler: vas.VarianceAwareSampler, args: Args) -> None:
     """VAS: N rollouts per prompt of the pool -> pass rate, diversity -> VPS (Algorithm 1, line 3)."""
-    correct, responses = [], []
+    correct, responses, mine = [], [], shard(pool)  # each rank scores its share
     chunk = max(1, 256 // args.num_scoring)
-    for s in tqdm(range(0, len(pool), chunk), desc="vas scoring", leave=False, dynamic_ncols=True):
-        ro = rollout(policy, pool[s:s + chunk], args, group=args.num_scoring)
-        correct.append(ro.correct.view(-1, args.num_scoring).numpy())
+    for s in progress(range(0, len(mine), chunk), "vas scoring", leave=False):
+        ro = rollout(policy, mine[s:s + chunk], args, group=args.num_scoring)
+        correct += ro.correct.view(-1, args.num_scoring).tolist()
         responses += _responses(ro.completions, policy, args.num_scoring)
-    sampler.score_pool(np.concatenate(correct), responses)
+    correct, responses = (sum(x, [])[:len(pool)] for x in zip(*gather((correct, responses))))  # drop padding
+    sampler.score_pool(np.array(correct), responses)
 
 
 def _responses(completions: list[list[int]], policy: Policy, group: int) -> list[list[list[int]]]:
@@ -721,17 +933,43 @@ def _responses(completions: list[list[int]], policy: Policy, group: int) -> list
     return [clean[i:i + group] for i in range(0, len(clean), group)]
 
 
-def rl(policy: Policy, pool: list[Example], test: list[Example], args: Args, metrics_file) -> list[dict]:
-    """GRPO, with prompts drawn by VAS (--vas) or by uniform shuffle; returns the evaluations made."""
+def grpo_update(policy: Policy, ref, opt, batch: dict, adv: torch.Tensor, args: Args) -> tuple[float, dict, float, int]:
+    """GRPO's update on this rank's rollouts: --update-epochs optimiser steps on the clipped surrogate plus
+    the KL to pi_ref. Returns the last step's loss, stats and grad_norm, and how many steps were skipped."""
+    net = policy.ddp or policy.model
+    ref_logp = _logprobs_no_grad(ref, batch, args) if ref is not None else None  # (B*G, C)
+    old_logp = _logprobs_no_grad(policy.model, batch, args) if args.update_epochs > 1 else None
+
+    def surrogate(s, e, part):  # GRPO: rows s..e of the batch
+        logp = token_logprobs(net, part, args.temperature)  # (b, C)
+        old = old_logp[s:e] if old_logp is not None else logp.detach()  # rho = 1 on-policy
+        return grpo_loss(logp, old, ref_logp[s:e] if ref_logp is not None else None, adv[s:e],
+                         part["completion_mask"], args.clip_low, args.clip_high, args.kl_coef, args.seq_mean)
+
+    skipped = 0
+    for _ in range(args.update_epochs):
+        loss, stats, grad_norm, stepped = optimise(net, opt, batch, surrogate, args.micro_batch, args.seq_mean)
+        skipped += not stepped  # a non-finite loss or gradient: the step is skipped, training goes on
+    return loss, stats, grad_norm, skipped
+
+
+def rl(policy: Policy, pool: list[Example], test: list[Example], args: Args, metrics_file,
+       state: dict | None = None) -> list[dict]:
+    """GRPO, with prompts drawn by VAS (--vas) or by uniform shuffle; returns the evaluations made.
+    `state`: a checkpoint to continue from (--resume); `policy` is then the policy as RL began (pi_ref)."""
     model, G = policy.model, args.group_size
-    ref = copy.deepcopy(model).eval().requires_grad_(False) if args.kl_coef > 0 else None  # frozen pi_ref
+    ref = frozen_copy(model, args) if args.kl_coef > 0 else None  # frozen pi_ref
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=args.rl_lr,
                             weight_decay=args.weight_decay)
     # lambda = 0 draws every prompt from the epoch shuffle: exactly the uniform baseline
     sampler = vas.VarianceAwareSampler(len(pool), args.prompts_per_step, args.mixture_ratio if args.vas else 0.0,
                                        seed=args.seed, alpha=args.alpha, beta=args.beta, diversity=args.diversity)
-    evals, skipped, refresh_s = [], 0, 0.0
-    for step in (bar := tqdm(range(args.rl_steps), desc="rl", dynamic_ncols=True)):
+    evals, skipped, refresh_s, start = [], 0, 0.0, 0
+    if state:  # --resume: weights, optimiser, sampler and RNGs as they were after step `start`
+        load_training_state(model, opt, state)
+        sampler.load_state_dict(state["sampler"])
+        skipped, refresh_s, start = state["skipped"], state["refresh_s"], state["step"]
+    for step in (bar := progress(range(start, args.rl_steps), "rl")):
         metrics = {"stage": "rl", "step": step}
         if args.vas and (step == 0 or args.refresh_every and step % args.refresh_every == 0):
             t0 = time.time()
@@ -739,42 +977,26 @@ def rl(policy: Policy, pool: list[Example], test: list[Example], args: Args, met
             metrics["vas/refresh_s"] = time.time() - t0
             refresh_s += metrics["vas/refresh_s"]
         t0 = time.time()
-        batch_ids = sampler.next_batch()  # VAS: floor(lambda*B) by VPS, the rest uniform
-        ro = rollout(policy, [pool[i] for i in batch_ids], args, group=G)
+        batch_ids = sampler.next_batch()  # VAS: floor(lambda*B) by VPS, the rest uniform; the same on all ranks
+        ro = rollout(policy, [pool[i] for i in shard(batch_ids)], args, group=G)  # this rank's whole groups
         gen_s = time.time() - t0
-        batch, mask = ro.batch, ro.batch["completion_mask"]  # mask: (B*G, C)
+        mask = ro.batch["completion_mask"]  # (B*G, C)
         adv = group_advantages(ro.rewards, G, scale_std=args.scale_std).to(mask.device)  # GRPO: (B*G,)
-        ref_logp = _logprobs_no_grad(ref, batch, args) if ref is not None else None  # (B*G, C)
-        old_logp = _logprobs_no_grad(model, batch, args) if args.update_epochs > 1 else None
-        total = mask.sum()
-        for _ in range(args.update_epochs):
-            stats_sum, loss_sum = Counter(), 0.0
-            for s, e, part in micro_batches(batch, args.micro_batch):
-                logp = token_logprobs(model, part, args.temperature)  # (b, C)
-                old = old_logp[s:e] if old_logp is not None else logp.detach()  # rho = 1 on-policy
-                loss, stats = grpo_loss(logp, old, ref_logp[s:e] if ref_logp is not None else None, adv[s:e],
-                                        part["completion_mask"], args.clip_low, args.clip_high, args.kl_coef,
-                                        args.seq_mean)
-                share = float(part["completion_mask"].sum() / total if not args.seq_mean else (e - s) / len(adv))
-                (loss * share).backward()  # the batch's mean, accumulated over micro-batches
-                loss_sum += loss.item() * share
-                stats_sum.update({k: v * share for k, v in stats.items()})
-            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            if torch.isfinite(grad_norm) and math.isfinite(loss_sum):
-                opt.step()
-            else:  # a non-finite loss or gradient: skip the step, keep training
-                skipped += 1
-            opt.zero_grad(set_to_none=True)
+        loss, stats, grad_norm, n_skipped = grpo_update(policy, ref, opt, ro.batch, adv, args)
+        skipped += n_skipped
+        # every rank needs every outcome: the VAS sampler must stay the same on all of them
+        outcomes = gather((ro.rewards, ro.correct, ro.formats, _responses(ro.completions, policy, G)))
+        rewards, correct, formats = (torch.cat(x) for x in list(zip(*outcomes))[:3])
         if args.vas and args.vas_online:  # VAS (beyond the paper): free re-scoring from training rollouts
-            sampler.update(batch_ids, ro.correct.view(-1, G).numpy(), _responses(ro.completions, policy, G))
-        zero_std = (ro.rewards.view(-1, G).std(1) == 0).float().mean().item()
-        n_tokens = int(mask.sum().item())
-        metrics.update({"train/loss": loss_sum, "train/grad_norm": grad_norm.item(),
-                        "train/clip_frac": stats_sum["clip_frac"], "train/kl": stats_sum["kl"],
-                        "train/ratio": stats_sum["ratio"], "train/skipped_steps": skipped,
-                        "reward/mean": ro.rewards.mean().item(), "reward/accuracy": ro.correct.mean().item(),
-                        "reward/format": ro.formats.mean().item(), "reward/zero_std_frac": zero_std,
-                        "reward/completion_len": n_tokens / len(ro.completions),
+            sampler.update(batch_ids, correct.view(-1, G).numpy(), sum((o[3] for o in outcomes), []))
+        zero_std = (rewards.view(-1, G).std(1) == 0).float().mean().item()
+        n_tokens = int(all_sum(mask.sum()).item())
+        metrics.update({"train/loss": loss, "train/grad_norm": grad_norm,
+                        "train/clip_frac": stats["clip_frac"], "train/kl": stats["kl"],
+                        "train/ratio": stats["ratio"], "train/skipped_steps": skipped,
+                        "reward/mean": rewards.mean().item(), "reward/accuracy": correct.mean().item(),
+                        "reward/format": formats.mean().item(), "reward/zero_std_frac": zero_std,
+                        "reward/completion_len": n_tokens / len(rewards),
                         "vas/vps_mean": float(np.mean(sampler.scores)), "vas/refresh_s_total": refresh_s,
                         "perf/step_s": time.time() - t0, "perf/rollout_tokens_per_s": n_tokens / gen_s})
         if args.eval_every and (step + 1) % args.eval_every == 0 or step + 1 == args.rl_steps:
@@ -782,6 +1004,8 @@ def rl(policy: Policy, pool: list[Example], test: list[Example], args: Args, met
             evals.append({"step": step + 1, **{k: v for k, v in metrics.items() if k.startswith("eval/")}})
         log(metrics_file, metrics)
         bar.set_postfix(acc=f"{metrics['reward/accuracy']:.2f}", zero_std=f"{zero_std:.2f}")
+        end_of_step(args, model, opt, metrics_file, step + 1, step + 1 == args.rl_steps, stage="rl",
+                    sampler=sampler.state_dict(), skipped=skipped, refresh_s=refresh_s)
     return evals
 
 
@@ -794,6 +1018,32 @@ def _logprobs_no_grad(model, batch: dict, args: Args) -> torch.Tensor:
 # ----------------------------------------------------------------------------------------------------
 # Main
 
+# flags a continued run may change: how long it runs, how often it logs and saves, where and on what
+MAY_DIFFER_ON_RESUME = ("out", "resume", "rl_steps", "eval_every", "save_every", "device", "micro_batch", "fsdp")
+
+
+def open_run_dir(args: Args) -> dict | None:
+    """The checkpoint to resume from, if any. Before anything is written, refuses to start a run where one
+    is already, or to resume a run with flags other than its own."""
+    path, ckpt = os.path.join(args.out, "args.json"), os.path.join(args.out, "checkpoint.pt")
+    if not os.path.exists(path):
+        if args.resume:
+            raise SystemExit(f"--resume {args.out}: no args.json there, so no run to continue; pass a run's directory")
+        return None
+    saved, now = json.load(open(path)), dataclasses.asdict(args)
+    diff = ", ".join(f"--{k.replace('_', '-')} {saved.get(k)!r} there, {now[k]!r} now" for k in now
+                     if k not in MAY_DIFFER_ON_RESUME and saved.get(k) != now[k])
+    if diff and args.resume:
+        raise SystemExit(f"--resume {args.out}: that run had other flags ({diff}); resume it with its own flags")
+    if not args.resume:
+        raise SystemExit(f"--out {args.out} holds a {'different ' * bool(diff)}run{f' ({diff})' * bool(diff)}; "
+                         f"continue it with --resume {args.out}, or choose another --out")
+    state = torch.load(ckpt, weights_only=True, mmap=True) if os.path.exists(ckpt) else None
+    if state and len(state["rng"]) != world():
+        raise SystemExit(f"--resume {args.out}: it ran as {len(state['rng'])} processes; resume it with as many "
+                         f"(torchrun --nproc_per_node {len(state['rng'])})")
+    return state
+
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
@@ -803,12 +1053,16 @@ def main(argv: list[str] | None = None) -> dict:
         export_data(splits, args.export_data)
         print(f"wrote {sum(map(len, splits.values()))} examples to {args.export_data}")
         return {}
-    args.out = args.out or os.path.join("runs", time.strftime("%Y%m%d-%H%M%S"))
-    os.makedirs(args.out, exist_ok=True)
-    json.dump(dataclasses.asdict(args), open(os.path.join(args.out, "args.json"), "w"), indent=1)
+    args.out = args.resume or args.out or os.path.join("runs", time.strftime("%Y%m%d-%H%M%S"))
+    device = setup_device(args)
+    ckpt = open_run_dir(args)
+    stage, sft_dir = ckpt["stage"] if ckpt else "", os.path.join(args.out, "sft")
+    sft_done = bool(args.resume) and os.path.isdir(sft_dir)  # then RL starts from the run's SFT checkpoint
     set_seed(args.seed)
-    policy = load_policy(args, [e.question + " " + e.rationale for s in splits.values() for e in s])
-    device = "cuda" if args.device == "auto" and torch.cuda.is_available() else args.device.replace("auto", "cpu")
+    policy = load_policy(dataclasses.replace(args, init_from=sft_dir) if sft_done else args,
+                         [e.question + " " + e.rationale for s in splits.values() for e in s])
+    if world() > 1:  # the model above is the same on every rank, the sampling noise must not be
+        torch.manual_seed(args.seed + rank())
     policy.model.to(device)
     if args.grad_checkpointing:
         policy.model.gradient_checkpointing_enable()
@@ -816,27 +1070,43 @@ def main(argv: list[str] | None = None) -> dict:
         policy.model.model.visual.requires_grad_(False)
     summary = {"model/parameters": sum(p.numel() for p in policy.model.parameters()),
                "eval/blind_baseline": blind_baseline(splits["sft"], splits["test"])}
-    with open(os.path.join(args.out, "metrics.jsonl"), "a") as metrics_file:
+    parallelize(policy, args, splits["test"][0])
+    metrics_path = os.path.join(args.out, "metrics.jsonl") if rank() == 0 else os.devnull  # rank 0 writes
+    if rank() == 0:
+        os.makedirs(args.out, exist_ok=True)
+        json.dump(dataclasses.asdict(args), open(os.path.join(args.out, "args.json"), "w"), indent=1)
+        with open(metrics_path, "a") as f:  # a resumed run writes what followed its checkpoint again
+            f.truncate(ckpt["metrics_bytes"] if ckpt else 0)
+    with stop_on_signal(), open(metrics_path, "a") as metrics_file:
         t0 = time.time()
-        if args.sft_steps and not args.init_from:
-            sft(policy, splits["sft"], args, metrics_file)
-            policy.save(os.path.join(args.out, "sft"))
+        if args.sft_steps and not args.init_from and not sft_done:
+            sft(policy, splits["sft"], args, metrics_file, state=ckpt if stage == "sft" else None)
+            policy.save(sft_dir)
+        elif stage == "sft":  # SFT had ended: RL begins from the random state it had then
+            set_rng_state(ckpt["rng"][rank()])
         summary["time/sft_s"] = time.time() - t0
-        after_sft = evaluate(policy, splits["test"], args, desc="eval after sft")
+        if stage == "rl":  # the evaluation after SFT is in metrics.jsonl already
+            after_sft = [json.loads(line) for line in open(os.path.join(args.out, "metrics.jsonl"))
+                         if '"sft_done"' in line][-1]
+        else:
+            after_sft = evaluate(policy, splits["test"], args, desc="eval after sft")
+            log(metrics_file, {"stage": "sft_done", **after_sft})
         summary.update({k.replace("eval/accuracy", "eval/accuracy_after_sft"): v for k, v in after_sft.items()
                         if k.startswith("eval/accuracy")})
-        log(metrics_file, {"stage": "sft_done", **after_sft})
         t0 = time.time()
         if args.rl_steps:
-            evals = rl(policy, splits["rl"], splits["test"], args, metrics_file)
-            summary.update({k.replace("eval/accuracy", "eval/accuracy_after_rl"): v for k, v in evals[-1].items()
-                            if k.startswith("eval/accuracy")})
+            evals = rl(policy, splits["rl"], splits["test"], args, metrics_file, state=ckpt if stage == "rl" else None)
+            summary.update({k.replace("eval/accuracy", "eval/accuracy_after_rl"): v
+                            for k, v in (evals[-1] if evals else {}).items() if k.startswith("eval/accuracy")})
         summary["time/rl_s"] = time.time() - t0
     policy.save(os.path.join(args.out, "final"))
     summary["time/total_s"] = time.time() - t_start
     summary["memory/peak_rss_mb"] = _peak_rss_mb()
-    json.dump(summary, open(os.path.join(args.out, "summary.json"), "w"), indent=1)
-    print_summary(summary, args.out)
+    if rank() == 0:
+        json.dump(summary, open(os.path.join(args.out, "summary.json"), "w"), indent=1)
+        print_summary(summary, args.out)
+    if dist.is_initialized():
+        dist.destroy_process_group()
     return summary
 
 

@@ -1,0 +1,108 @@
+"""torchrun on the CPU (gloo): 2 processes take the same GRPO steps as 1 process on the same global batch,
+with DDP and with FSDP2; checkpoints round-trip exactly; the command line runs end to end under torchrun.
+
+Run as a script by torchrun, this file is the 2-process side of the comparison:
+    python -m torch.distributed.run --nproc_per_node 2 tests/test_distributed.py OUT_DIR
+"""
+import io
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+import mmr1  # noqa: E402
+
+G, PROMPTS = 2, 4
+ARGV = ["--image-size", "56", "--group-size", str(G), "--prompts-per-step", str(PROMPTS), "--rl-lr", "1e-3",
+        "--micro-batch", "3", "--kl-coef", "0.5", "--device", "cpu"]
+
+
+def grpo_steps(out: str, fsdp: bool = False) -> dict:
+    """Two GRPO steps of the tiny model on one fixed batch (4 prompts x G = 2, completions of 2..5 tokens)
+    through the trainer's own code: shard() gives each rank whole groups, DDP or FSDP averages gradients,
+    the loss is normalised by the global token count. The second step is off pi_ref, so the KL counts.
+    Then a checkpoint round trip: a third step taken after loading it equals the one taken before."""
+    args = mmr1.parse_args(ARGV + ["--fsdp"] * fsdp + ["--out", out])
+    examples = mmr1.make_geometry_dataset(PROMPTS, seed=1, size=56)
+    mmr1.set_seed(0)
+    policy = mmr1.load_policy(args, [e.question + " " + e.rationale for e in examples])
+    mmr1.parallelize(policy, args, examples[0])
+    ref = mmr1.frozen_copy(policy.model, args)
+    opt = torch.optim.AdamW(policy.model.parameters(), lr=args.rl_lr)
+    rows = [p * G + i for p in mmr1.shard(list(range(PROMPTS))) for i in range(G)]  # this rank's rollouts
+    completions = [[20 + (3 * r + t) % 30 for t in range(1 + r % 4)] + [policy.eos] for r in range(PROMPTS * G)]
+    rewards = torch.tensor([2.0, 0, 1, 1, 0, 1, 2, 1])
+    batch = mmr1.collate([policy.encode(examples[r // G]) for r in rows], [completions[r] for r in rows],
+                         policy.pad, "cpu")
+    adv = mmr1.group_advantages(rewards[rows], G)
+    start = {k: v.clone() for k, v in mmr1.full_state(policy.model).items()}
+    steps = [mmr1.grpo_update(policy, ref, opt, batch, adv, args) for _ in range(2)]
+    result = dict(loss=[s[0] for s in steps], kl=[s[1]["kl"] for s in steps], grad_norm=[s[2] for s in steps],
+                  start=start, params={k: v.clone() for k, v in mmr1.full_state(policy.model).items()})
+    mmr1.end_of_step(args, policy.model, opt, io.StringIO(), step=2, last=True)  # writes checkpoint.pt
+    third = mmr1.grpo_update(policy, ref, opt, batch, adv, args)[:3]
+    if mmr1.world() > 1:
+        torch.distributed.barrier()  # rank 0 has written the file
+    mmr1.load_training_state(policy.model, opt, torch.load(os.path.join(out, "checkpoint.pt"), weights_only=True))
+    result["resumed_equal"] = mmr1.grpo_update(policy, ref, opt, batch, adv, args)[:3] == third
+    return result
+
+
+@pytest.fixture(scope="module")
+def two_processes(tmp_path_factory):
+    out = tmp_path_factory.mktemp("dist") / "steps.pt"
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                           os.path.abspath(__file__), str(out.parent)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    return torch.load(out, weights_only=True)
+
+
+@pytest.fixture(scope="module")
+def one_process(tmp_path_factory):
+    return grpo_steps(str(tmp_path_factory.mktemp("one")))
+
+
+@pytest.mark.parametrize("mode", ["ddp", "fsdp"])
+def test_two_ranks_take_the_one_process_step(one_process, two_processes, mode):
+    one, two = one_process, two_processes[mode]
+    assert two["loss"] == pytest.approx(one["loss"], rel=1e-5)
+    assert two["grad_norm"] == pytest.approx(one["grad_norm"], rel=1e-5)
+    assert two["kl"][1] == pytest.approx(one["kl"][1], rel=1e-5) and one["kl"][1] > 0
+    diff = torch.cat([(two["params"][k] - one["params"][k]).abs().flatten() for k in one["params"]])
+    moved = torch.cat([(one["params"][k] - one["start"][k]).abs().flatten() for k in one["params"]])
+    # the steps moved weights by up to 2e-3 (lr 1e-3); the ranks agree to float rounding, except where
+    # AdamW divides a near-zero gradient by its near-zero root mean square (< 0.01% of the weights)
+    assert moved.max() > 1e-3 and diff.max() < 3e-5 and (diff > 1e-6).float().mean() < 1e-4
+    assert one["resumed_equal"] and two["resumed_equal"]  # bit for bit, FSDP's shards included
+
+
+if __name__ == "__main__":  # the torchrun side
+    mmr1.setup_device(mmr1.parse_args(["--device", "cpu"]))
+    results = {"ddp": grpo_steps(sys.argv[1]), "fsdp": grpo_steps(sys.argv[1], fsdp=True)}
+    if mmr1.rank() == 0:
+        torch.save(results, os.path.join(sys.argv[1], "steps.pt"))
+    torch.distributed.destroy_process_group()
+
+
+def test_command_line_under_torchrun_with_fsdp(tmp_path):
+    """Every rank rolls out, scores and evaluates its share; only rank 0 logs and writes checkpoints."""
+    flags = ["--num-sft", "16", "--num-rl", "5", "--num-test", "5", "--image-size", "56", "--sft-steps", "1",
+             "--sft-batch", "4", "--rl-steps", "2", "--prompts-per-step", "2", "--group-size", "2", "--num-scoring",
+             "2", "--refresh-every", "1", "--max-new-tokens", "6", "--vas", "--fsdp", "--device", "cpu"]
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "mmr1.py",
+                           *flags, "--out", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    rows = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
+    assert [(r["stage"], r.get("step")) for r in rows] == [("sft", 0), ("sft_done", None), ("rl", 0), ("rl", 1)]
+    assert all(0 <= r["reward/accuracy"] <= 1 and "vas/refresh_s" in r for r in rows[2:])
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    assert (state["stage"], state["step"], len(state["rng"])) == ("rl", 2, 2)  # each rank's RNGs
+    assert not torch.equal(state["rng"][0]["torch"], state["rng"][1]["torch"])  # ranks sample apart
+    policy = mmr1.load_policy(mmr1.parse_args(["--model", str(tmp_path / "final")]), [])
+    assert {k: v.shape for k, v in policy.model.state_dict().items()} == {k: v.shape for k, v in state["model"].items()}
