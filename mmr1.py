@@ -195,12 +195,11 @@ class Example:
 COLOURS = {"red": (220, 40, 40), "green": (40, 170, 60), "blue": (40, 80, 220),
            "yellow": (230, 200, 30), "purple": (150, 60, 190), "orange": (240, 130, 30)}
 SHAPES = {"circle": 0, "triangle": 3, "square": 4, "pentagon": 5, "hexagon": 6}  # name -> sides
-WARM = ("red", "yellow", "orange")  # the other three colours are cool
-FAMILIES = ("colour", "warmth", "position", "shape", "count")
+FAMILIES = ("colour", "position", "shape", "count")
 CORNERS = ("top left", "top right", "bottom left", "bottom right")
-# The cold-start teacher names colours right but mixes up warm and cool: a flaw in the last step of the
-# reasoning, which imitation copies and a verifier does not
-TEACHER_CONFUSES = {"warm": "cool", "cool": "warm"}
+# The cold-start teacher mixes up left and right: a flaw imitation copies and a verifier does not
+TEACHER_CONFUSES = {"top left": "top right", "top right": "top left",
+                    "bottom left": "bottom right", "bottom right": "bottom left"}
 
 
 def _draw(draw: ImageDraw.ImageDraw, shape: str, cx: float, cy: float, r: float, colour: str,
@@ -216,16 +215,12 @@ def _toy_example(idx: int, rng: random.Random, size: int, prefix: str, teacher_e
     img = Image.new("RGB", (size, size), (255, 255, 255))
     draw = ImageDraw.Draw(img)
     shape, colour = rng.choice(list(SHAPES)), rng.choice(list(COLOURS))
-    if family in ("colour", "warmth", "shape"):  # one shape, anywhere, of any size
+    if family in ("colour", "shape"):  # one shape, anywhere, of any size
         r = rng.uniform(0.18, 0.32) * size
         _draw(draw, shape, rng.uniform(r, size - r), rng.uniform(r, size - r), r, colour, rng.uniform(0, 360))
     if family == "colour":
         question, answer, difficulty = "What colour is the shape?", colour, 1
         think = f"The shape is {colour} ."
-    elif family == "warmth":
-        answer = "warm" if colour in WARM else "cool"
-        question, difficulty = "Is the colour warm or cool?", 1
-        think = f"The shape is {colour} , a {answer} colour ."
     elif family == "position":  # one shape inside one quarter of the image
         answer, r = rng.choice(CORNERS), rng.uniform(0.12, 0.2) * size
         x = rng.uniform(r, size / 2 - r) + (size / 2 if "right" in answer else 0)
