@@ -37,6 +37,7 @@ import re
 import shutil
 import signal
 import sys
+import threading
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass
@@ -748,7 +749,8 @@ def stop_on_signal():
         STOP.append(signum)
         print(f"\nsignal {signum}: stopping after this step, once a checkpoint is written", file=sys.stderr)
     STOP.clear()
-    previous = {sig: signal.signal(sig, request) for sig in (signal.SIGINT, signal.SIGTERM)}
+    main_thread = threading.current_thread() is threading.main_thread()  # only it may set signal handlers
+    previous = {sig: signal.signal(sig, request) for sig in (signal.SIGINT, signal.SIGTERM) if main_thread}
     try:
         yield
     finally:
