@@ -754,14 +754,18 @@ def stop_on_signal():
     try:
         yield
     finally:
-        [signal.signal(sig, handler) for sig, handler in previous.items()]
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         STOP.clear()
 
 
 def set_rng_state(state: dict) -> None:
     name, keys, *rest = state["numpy"]
-    random.setstate(state["python"]), np.random.set_state((name, np.array(keys, np.uint32), *rest))
-    torch.set_rng_state(state["torch"]), state["cuda"] and torch.cuda.set_rng_state_all(state["cuda"])
+    random.setstate(state["python"])
+    np.random.set_state((name, np.array(keys, np.uint32), *rest))
+    torch.set_rng_state(state["torch"])
+    if state["cuda"]:
+        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def load_training_state(model, opt, state: dict) -> None:
