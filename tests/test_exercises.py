@@ -46,8 +46,8 @@ EXERCISES = {
 
 
 def close(got, want, tol=1e-5):
-    got = got.tolist() if hasattr(got, "tolist") else got
-    return np.allclose(np.asarray(got, dtype=float), np.asarray(want, dtype=float), atol=tol, rtol=0, equal_nan=False)
+    got, want = np.asarray(got.tolist() if hasattr(got, "tolist") else got, dtype=float), np.asarray(want, dtype=float)
+    return got.shape == want.shape and np.allclose(got, want, atol=tol, rtol=0)
 
 
 # ------------------------------------------------------------------------------------------ 1. group advantage
@@ -145,7 +145,7 @@ def check_token_mean(grpo_loss):
         assert close(logp.grad, [[-0.25, -0.25, -0.25], [0.25, 0.0, 0.0]], 1e-6), (
             f"d loss / d logp = -A_i / (real tokens in the batch) at real tokens, 0 at padding; got {logp.grad.tolist()}")
     seq, _ = grpo_loss(clean, clean, None, adv, mask, kl_coef=0.0, seq_mean=True)
-    assert abs(seq.item()) < 1e-6, f"seq_mean=True: mean per sequence, then over sequences = (-1 + 1) / 2 = 0"
+    assert abs(seq.item()) < 1e-6, "seq_mean=True: mean per sequence, then over sequences = (-1 + 1) / 2 = 0"
 
 
 # ------------------------------------------------------------------------------------------ 5. completion mask
