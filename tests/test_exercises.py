@@ -1,4 +1,5 @@
-"""Classroom exercises: ten concepts of GRPO and VAS, each with a check that tells a right implementation from a wrong one.
+"""Classroom exercises: ten concepts of GRPO and VAS, each with a check that tells a right implementation from a
+wrong one.
 
 A student replaces the body of a function in mmr1.py or vas.py and runs that exercise's test, e.g.
     python -m pytest -q tests/test_exercises.py -k exercise_advantage
@@ -143,7 +144,8 @@ def check_token_mean(grpo_loss):
             + (" (that is the mean over sequences, (-1 + 1) / 2)" if abs(loss.item()) < 1e-6 else "")
             + ("; padding positions must not count" if pad else ""))
         assert close(logp.grad, [[-0.25, -0.25, -0.25], [0.25, 0.0, 0.0]], 1e-6), (
-            f"d loss / d logp = -A_i / (real tokens in the batch) at real tokens, 0 at padding; got {logp.grad.tolist()}")
+            "d loss / d logp = -A_i / (real tokens in the batch) at real tokens, 0 at padding; got "
+            f"{logp.grad.tolist()}")
     seq, _ = grpo_loss(clean, clean, None, adv, mask, kl_coef=0.0, seq_mean=True)
     assert abs(seq.item()) < 1e-6, "seq_mean=True: mean per sequence, then over sequences = (-1 + 1) / 2 = 0"
 
