@@ -617,8 +617,8 @@ def group_advantages(rewards: torch.Tensor, group_size: int, eps: float = 1e-6,
 def kl_k3(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
     """Schulman's k3 estimator of KL(pi || pi_ref) per token: d = log pi_ref - log pi, exp(d) - d - 1.
 
-    Unbiased for tokens sampled from pi, and never negative. kl_k3(log 0.5, log 0.25) = 0.5 - ln 2 + ... =
-    exp(-ln 2) + ln 2 - 1 = 0.193.
+    Unbiased for tokens sampled from pi, and never negative. kl_k3(log 0.5, log 0.25): d = -ln 2, so
+    exp(-ln 2) + ln 2 - 1 = 0.5 + 0.693 - 1 = 0.193.
     """
     d = ref_logp - logp  # (B, C)
     return torch.exp(d) - d - 1  # (B, C)
