@@ -20,8 +20,9 @@ Deviations from the paper, and why:
    1 - self-BLEU on unpadded responses, and VPS is used unnormalised.
 4. Beyond the paper: `--vas-online` refreshes a prompt's VPS from its G training rollouts for free,
    so the full re-scoring every T_update steps (VAS's main cost) can be rarer.
-5. The toy cold-start rationales come from a flawed teacher (`--teacher-error`): some swap left and
-   right while the answer stays true, as distilled chain-of-thought errs, so RL has something to fix.
+5. The toy cold-start rationales come from a flawed teacher (`--teacher-error`): on "biggest shape"
+   items it reasons right, then answers for the small shape, as distilled chain-of-thought errs, while
+   the data's answer stays true: imitation copies the flaw, RL with a verifier can undo it.
 """
 from __future__ import annotations
 
@@ -74,7 +75,7 @@ class Args:
     num_rl: int = 256  # toy RL prompt pool (the paper: ~15k prompts)
     num_test: int = 450  # toy held-out test examples
     image_size: int = 112  # toy image side in pixels (112 px -> 16 image tokens)
-    teacher_error: float = 0.6  # share of position rationales whose teacher swaps left and right
+    teacher_error: float = 0.6  # share of "biggest shape" rationales whose teacher answers for the small one
     # model
     grad_checkpointing: bool = False  # trade compute for memory (the presets turn it on)
     freeze_vision: bool = False  # train the language model only
@@ -82,12 +83,12 @@ class Args:
     # cold-start SFT
     sft_steps: int = 500  # optimiser steps of supervised fine-tuning; 0 skips SFT
     sft_batch: int = 32  # examples per SFT step (the paper: effective batch 32)
-    sft_lr: float = 2e-3  # peak learning rate, cosine with 10% warm-up (the paper: 1e-5)
+    sft_lr: float = 1e-3  # peak learning rate, cosine with 10% warm-up (the paper: 1e-5)
     # GRPO
     rl_steps: int = 60  # RL optimiser steps; 0 skips RL
     prompts_per_step: int = 16  # prompts per RL step (the paper: 512)
     group_size: int = 8  # G, rollouts per prompt (the paper: 8)
-    rl_lr: float = 5e-5  # RL learning rate (the paper: 1e-6)
+    rl_lr: float = 1e-4  # RL learning rate (the paper: 1e-6)
     weight_decay: float = 0.01  # AdamW weight decay in RL (the paper: 0.01)
     temperature: float = 1.0  # sampling temperature, also used in the log-probs (the paper: 0.6)
     top_p: float = 1.0  # nucleus sampling (the paper: 1.0)
@@ -196,11 +197,7 @@ class Example:
 COLOURS = {"red": (220, 40, 40), "green": (40, 170, 60), "blue": (40, 80, 220),
            "yellow": (230, 200, 30), "purple": (150, 60, 190), "orange": (240, 130, 30)}
 SHAPES = {"circle": 0, "triangle": 3, "square": 4, "pentagon": 5, "hexagon": 6}  # name -> sides
-FAMILIES = ("colour", "position", "shape", "count")
-CORNERS = ("top left", "top right", "bottom left", "bottom right")
-# The cold-start teacher mixes up left and right: a flaw imitation copies and a verifier does not
-TEACHER_CONFUSES = {"top left": "top right", "top right": "top left",
-                    "bottom left": "bottom right", "bottom right": "bottom left"}
+FAMILIES = ("colour", "biggest", "shape", "count")
 
 
 def _draw(draw: ImageDraw.ImageDraw, shape: str, cx: float, cy: float, r: float, colour: str,
@@ -219,16 +216,22 @@ def _toy_example(idx: int, rng: random.Random, size: int, prefix: str, teacher_e
     if family in ("colour", "shape"):  # one shape, anywhere, of any size
         r = rng.uniform(0.18, 0.32) * size
         _draw(draw, shape, rng.uniform(r, size - r), rng.uniform(r, size - r), r, colour, rng.uniform(0, 360))
+    wrong = None  # what the flawed cold-start teacher answers instead, where it errs
     if family == "colour":
         question, answer, difficulty = "What colour is the shape?", colour, 1
         think = f"The shape is {colour} ."
-    elif family == "position":  # one shape inside one quarter of the image
-        answer, r = rng.choice(CORNERS), rng.uniform(0.12, 0.2) * size
-        x = rng.uniform(r, size / 2 - r) + (size / 2 if "right" in answer else 0)
-        y = rng.uniform(r, size / 2 - r) + (size / 2 if "bottom" in answer else 0)
-        _draw(draw, shape, x, y, r, colour, rng.uniform(0, 360))
-        question, difficulty = "Where is the shape?", 1
-        think = f"The shape is in the {answer} ."
+    elif family == "biggest":  # a big and a small shape of two colours; the teacher answers for the small one
+        big, small = rng.sample(list(COLOURS), 2)
+        r_big, r_small = rng.uniform(0.24, 0.3) * size, rng.uniform(0.1, 0.14) * size
+        x, y = rng.uniform(r_big, size - r_big), rng.uniform(r_big, size - r_big)
+        while True:  # the small shape goes where it does not touch the big one
+            u, v = rng.uniform(r_small, size - r_small), rng.uniform(r_small, size - r_small)
+            if (u - x) ** 2 + (v - y) ** 2 > (r_big + r_small + 2) ** 2:
+                break
+        _draw(draw, shape, x, y, r_big, big, rng.uniform(0, 360))
+        _draw(draw, rng.choice(list(SHAPES)), u, v, r_small, small, rng.uniform(0, 360))
+        question, answer, wrong, difficulty = "What colour is the biggest shape?", big, small, 2
+        think = f"The biggest shape is {big} , the small one is {small} ."
     elif family == "shape":
         sides = SHAPES[shape]
         question, answer, difficulty = "What shape is shown?", shape, 2
@@ -242,21 +245,19 @@ def _toy_example(idx: int, rng: random.Random, size: int, prefix: str, teacher_e
                 _draw(draw, rng.choice(list(SHAPES)), c[0], c[1], r, rng.choice(list(COLOURS)), 0)
         question, answer, difficulty = "How many shapes are there?", str(n), 1 + (n >= 3) + (n >= 5)
         think = f"Counting : {' , '.join(str(k) for k in range(1, n + 1))} . There are {n} ."
-    if rng.random() < teacher_error and answer in TEACHER_CONFUSES:  # a flawed cold-start teacher
-        think, said = think.replace(answer, TEACHER_CONFUSES[answer]), TEACHER_CONFUSES[answer]
-    else:
-        said = answer
+    # the flawed teacher reasons right, then answers for the wrong shape: imitation copies that, a verifier does not
+    said = wrong if wrong and rng.random() < teacher_error else answer
     rationale = f"<think> {think} </think><answer> \\boxed{{{said}}} </answer>"
     return Example(f"{prefix}{idx}", img, question, answer, rationale, family, difficulty)
 
 
 def make_geometry_dataset(n: int, seed: int, size: int = 112, prefix: str = "",
                           teacher_error: float = 0.0) -> list[Example]:
-    """n toy examples, identical for the same arguments: colour, position (easy), shape, count (hard).
+    """n toy examples, identical for the same arguments: colour (easy), biggest, shape, count (hard).
 
-    `teacher_error` is the chance that a position rationale swaps left and right, as a flawed teacher
-    would, while `answer` stays the truth: distilled chain-of-thought errs like this, and imitation
-    copies the error where a verifier's reward does not.
+    `teacher_error` is the chance that a "biggest shape" rationale, after naming both colours right,
+    answers with the small shape's colour, while `answer` stays the truth: distilled chain-of-thought
+    errs like this, and imitation copies the error where a verifier's reward does not.
     """
     rng = random.Random(seed)
     return [_toy_example(i, rng, size, prefix, teacher_error) for i in range(n)]

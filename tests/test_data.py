@@ -3,6 +3,7 @@ format, answers that need the image, image-token bookkeeping, collate, and the M
 with its error messages. Small sizes, no model: a few seconds."""
 import json
 import os
+import re
 import sys
 from collections import defaultdict
 
@@ -221,15 +222,18 @@ def test_load_missing_directory_or_file(tmp_path):
         mmr1.load_data(str(tmp_path))
 
 
-def test_teacher_error_flaws_only_the_rationale_of_confused_colours():
-    """--teacher-error: orange/purple rationales may name red/blue; the answer stays the truth."""
+def test_teacher_error_flaws_only_the_answer_of_biggest_shape_items():
+    """--teacher-error: a "biggest" rationale names both colours right, then may answer with the small
+    one's colour; every other rationale, and every answer, stays the truth."""
     clean = mmr1.make_geometry_dataset(90, seed=3, size=56)
     flawed = mmr1.make_geometry_dataset(90, seed=3, size=56, teacher_error=1.0)
     assert [e.answer for e in clean] == [e.answer for e in flawed]  # same items, same truth
     for c, f in zip(clean, flawed):
-        if c.answer in mmr1.TEACHER_CONFUSES:
-            wrong = mmr1.TEACHER_CONFUSES[c.answer]
-            assert mmr1.reward(f.rationale, c.answer)[1] == 0 and mmr1.reward(f.rationale, wrong)[1] == 1
+        assert mmr1.reward(c.rationale, c.answer) == (1.0, 1.0, 2.0)
+        if c.family == "biggest":
+            small = re.search(r"the small one is (\w+)", c.rationale).group(1)
+            assert small != c.answer and f.rationale.split("</think>")[0] == c.rationale.split("</think>")[0]
+            assert mmr1.reward(f.rationale, c.answer)[1] == 0 and mmr1.reward(f.rationale, small)[1] == 1
         else:
             assert f.rationale == c.rationale
-    assert any(e.answer in mmr1.TEACHER_CONFUSES for e in clean)
+    assert sum(e.family == "biggest" for e in clean) > 10
