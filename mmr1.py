@@ -224,9 +224,9 @@ def _toy_example(idx: int, rng: random.Random, size: int, prefix: str, teacher_e
         big, small = rng.sample(list(COLOURS), 2)
         r_big, r_small = rng.uniform(0.24, 0.3) * size, rng.uniform(0.1, 0.14) * size
         x, y = rng.uniform(r_big, size - r_big), rng.uniform(r_big, size - r_big)
-        while True:  # the small shape goes where it does not touch the big one
+        while True:  # the small shape goes where it does not touch the big one (a corner always fits)
             u, v = rng.uniform(r_small, size - r_small), rng.uniform(r_small, size - r_small)
-            if (u - x) ** 2 + (v - y) ** 2 > (r_big + r_small + 2) ** 2:
+            if (u - x) ** 2 + (v - y) ** 2 > (r_big + r_small + size / 56) ** 2:
                 break
         _draw(draw, shape, x, y, r_big, big, rng.uniform(0, 360))
         _draw(draw, rng.choice(list(SHAPES)), u, v, r_small, small, rng.uniform(0, 360))

@@ -237,3 +237,16 @@ def test_teacher_error_flaws_only_the_answer_of_biggest_shape_items():
         else:
             assert f.rationale == c.rationale
     assert sum(e.family == "biggest" for e in clean) > 10
+
+
+@pytest.mark.parametrize("size", [28, 112])
+def test_biggest_items_show_both_shapes_apart_at_any_allowed_size(size):
+    """The small shape is placed clear of the big one, also at the smallest --image-size (28 px), where
+    a fixed pixel margin could leave no room; both colours show, the big one on more pixels."""
+    data = [e for e in mmr1.make_geometry_dataset(200, seed=1, size=size) if e.family == "biggest"]
+    assert len(data) == 50
+    for e in data:
+        small = re.search(r"the small one is (\w+)", e.rationale).group(1)
+        pixels = np.asarray(e.image).reshape(-1, 3)
+        count = {c: int((pixels == mmr1.COLOURS[c]).all(1).sum()) for c in (e.answer, small)}
+        assert count[e.answer] > count[small] > 0, (e.id, count)
