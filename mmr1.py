@@ -62,7 +62,7 @@ class Args:
     seed: int = 0  # seeds python, numpy and torch; the toy data has its own --data-seed
     out: str = ""  # output directory; default runs/<timestamp>
     device: str = "auto"  # "auto" (cuda if available), "cpu" or "cuda"
-    dtype: str = "float32"  # parameter dtype: float32 or bfloat16 (the presets use bfloat16)
+    dtype: str = "float32"  # compute dtype: bfloat16 runs forward/backward under autocast on fp32 master weights
     init_from: str = ""  # start from this checkpoint (a run's sft/ or final/ directory) and skip SFT
     resume: str = ""  # continue the run in this directory exactly where its last checkpoint.pt left off
     save_every: int = 50  # write checkpoint.pt every this many SFT and RL steps (also at the end and on Ctrl-C)
@@ -75,11 +75,14 @@ class Args:
     num_rl: int = 256  # toy RL prompt pool (the paper: ~15k prompts)
     num_test: int = 450  # toy held-out test examples
     image_size: int = 112  # toy image side in pixels (112 px -> 16 image tokens)
+    min_pixels: int = 0  # images are resized to at least this many pixels; 0 = the model's own (the paper: 7056)
+    max_pixels: int = 0  # ... and at most this many (the paper: 1048576, i.e. at most 1337 tokens); 0 = own
     teacher_error: float = 0.6  # share of "biggest shape" rationales whose teacher answers for the small one
     # model
     grad_checkpointing: bool = False  # trade compute for memory (the presets turn it on)
     freeze_vision: bool = False  # train the language model only
     micro_batch: int = 0  # sequences per forward/backward pass; 0 = whole batch at once
+    rollout_batch: int = 0  # sequences per sampling call (KV cache memory); 0 = the whole batch at once
     # cold-start SFT
     sft_steps: int = 500  # optimiser steps of supervised fine-tuning; 0 skips SFT
     sft_batch: int = 32  # examples per SFT step (the paper: effective batch 32)
@@ -116,7 +119,10 @@ PRESETS = {"Qwen2.5-VL-3B": "Qwen/Qwen2.5-VL-3B-Instruct", "Qwen2.5-VL-7B": "Qwe
 PAPER_SETTINGS = dict(sft_lr=1e-5, rl_lr=1e-6, temperature=0.6, group_size=8, kl_coef=0.01,
                       clip_low=0.2, clip_high=0.2, max_new_tokens=4096, num_scoring=32,
                       refresh_every=35, dtype="bfloat16", grad_checkpointing=True, freeze_vision=True,
-                      micro_batch=8)
+                      micro_batch=8, min_pixels=7056, max_pixels=1048576,
+                      # KV cache: 36 layers x 2 (K, V) x 2 heads x 128 x 2 B = 36 KB a token for 3B (57 KB for 7B);
+                      # 64 rollouts x (2048 + 4096) tokens = 14 GB (22 GB), beside 60 GB of fp32 weights and moments
+                      rollout_batch=64)
 
 
 def parse_args(argv: list[str] | None = None) -> Args:
@@ -155,8 +161,11 @@ def _check_args(parser: argparse.ArgumentParser, a: argparse.Namespace) -> None:
         (a.group_size >= 2, "--group-size (G) must be >= 2: a group of one has no variance"),
         (a.num_scoring >= 2, "--num-scoring (N) must be >= 2"),
         (a.sft_lr > 0 and a.rl_lr > 0, "--sft-lr and --rl-lr must be > 0"),
-        (min(a.sft_steps, a.rl_steps, a.refresh_every, a.eval_every, a.micro_batch, a.save_every) >= 0,
-         "--sft-steps, --rl-steps, --refresh-every, --eval-every, --micro-batch and --save-every must be >= 0"),
+        (min(a.sft_steps, a.rl_steps, a.refresh_every, a.eval_every, a.micro_batch, a.rollout_batch,
+             a.save_every, a.min_pixels, a.max_pixels) >= 0,
+         "--sft-steps, --rl-steps, --refresh-every, --eval-every, --micro-batch, --rollout-batch, --save-every, "
+         "--min-pixels and --max-pixels must be >= 0"),
+        (not a.max_pixels or a.min_pixels <= a.max_pixels, "--min-pixels must be <= --max-pixels"),
         (min(a.sft_batch, a.prompts_per_step, a.max_new_tokens, a.update_epochs) >= 1,
          "--sft-batch, --prompts-per-step, --max-new-tokens and --update-epochs must be >= 1"),
         (a.temperature > 0 and 0 < a.top_p <= 1, "--temperature must be > 0 and --top-p in (0, 1]"),
@@ -423,22 +432,25 @@ def load_policy(args: Args, texts: list[str]) -> Policy:
     remote code. eos and pad are set in the model and the generation config alike."""
     from transformers import AutoTokenizer, Qwen2_5_VLForConditionalGeneration, Qwen2VLImageProcessorPil
 
-    dtype = getattr(torch, args.dtype)
     name = args.init_from or args.model
     if name == "tiny":
         tokenizer = build_tokenizer(texts)
         model, processor = build_tiny_model(tokenizer, args.image_size), build_image_processor(args.image_size)
     else:
         try:
-            model = Qwen2_5_VLForConditionalGeneration.from_pretrained(name, dtype=dtype)
+            # fp32 master weights whatever --dtype says: bf16 weights updated in place lose small updates
+            model = Qwen2_5_VLForConditionalGeneration.from_pretrained(name, dtype=torch.float32)
             tokenizer = AutoTokenizer.from_pretrained(name)
             processor = Qwen2VLImageProcessorPil.from_pretrained(name)
         except (OSError, ValueError) as e:
             raise SystemExit(HUB_HELP.format(name=name, err=str(e).splitlines()[0])) from None
+    if args.min_pixels or args.max_pixels:  # the paper's bounds: a huge image must not become 16,000 tokens
+        processor.size = {"shortest_edge": args.min_pixels or processor.size["shortest_edge"],  # in pixels
+                          "longest_edge": args.max_pixels or processor.size["longest_edge"]}
     eos, pad = tokenizer.convert_tokens_to_ids("<|im_end|>"), tokenizer.convert_tokens_to_ids("<|endoftext|>")
     for cfg in (model.config, model.config.text_config, model.generation_config):
         cfg.eos_token_id, cfg.pad_token_id = eos, pad
-    return Policy(model.to(dtype), tokenizer, processor, eos, pad, tokenizer.convert_tokens_to_ids(VISION_TOKENS))
+    return Policy(model, tokenizer, processor, eos, pad, tokenizer.convert_tokens_to_ids(VISION_TOKENS))
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -463,26 +475,25 @@ def encode_prompt(tokenizer, image_processor, image: Image.Image, question: str)
     return Prompt(tokenizer(text, add_special_tokens=False)["input_ids"], vision["pixel_values"], grid)
 
 
-def collate(prompts: list[Prompt], completions: list[list[int]] | None, pad_id: int,
-            device: torch.device) -> dict[str, torch.Tensor]:
-    """Batch as [left pad][prompt][completion][right pad], so every completion starts at one column.
+def prompt_batch(policy: Policy, prompts: list[Prompt], device) -> dict[str, torch.Tensor]:
+    """B prompts, left-padded so that every completion starts at the same column, with M-RoPE positions.
 
-    Without completions this is the input of `generate`. `completion_mask` (B, C) marks real
-    completion tokens; the C completion columns are the last C of `input_ids`.
+    Qwen2.5-VL's M-RoPE gives each token a (time, height, width) position: text tokens count up on all three
+    axes alike, an image's tokens take their patch's (t, h, w) on its grid, and the text after an image
+    continues from the largest position so far. `next_position` (B,) is where each completion starts.
     """
     width = max(len(p.ids) for p in prompts)
-    completions = completions or [[] for _ in prompts]
-    c_width = max(len(c) for c in completions)
-    ids = torch.full((len(prompts), width + c_width), pad_id, dtype=torch.long)
+    ids = torch.full((len(prompts), width), policy.pad, dtype=torch.long)
     attn = torch.zeros_like(ids)
-    for b, (p, c) in enumerate(zip(prompts, completions)):
-        ids[b, width - len(p.ids):width + len(c)] = torch.tensor(p.ids + c)
-        attn[b, width - len(p.ids):width + len(c)] = 1
-    batch = dict(input_ids=ids, attention_mask=attn, pixel_values=torch.cat([p.pixel_values for p in prompts]),
-                 image_grid_thw=torch.cat([p.grid_thw for p in prompts]))
-    batch = {k: v.to(device) for k, v in batch.items()}
-    batch["completion_mask"] = attn[:, width:].float().to(device)  # (B, C)
-    return batch
+    for b, p in enumerate(prompts):
+        ids[b, width - len(p.ids):] = torch.tensor(p.ids)
+        attn[b, width - len(p.ids):] = 1
+    grid = torch.cat([p.grid_thw for p in prompts])  # (images, 3)
+    is_image = (ids == policy.model.config.image_token_id).int()  # (B, L)
+    positions, _ = policy.model.model.get_rope_index(ids, is_image, grid, attention_mask=attn)  # (3, B, L)
+    batch = dict(input_ids=ids, attention_mask=attn, position_ids=positions, image_grid_thw=grid,
+                 pixel_values=torch.cat([p.pixel_values for p in prompts]), next_position=positions.amax((0, 2)) + 1)
+    return {k: v.to(device) for k, v in batch.items()}
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -536,64 +547,138 @@ def reward(completion: str, answer: str) -> tuple[float, float, float]:
 
 @dataclass
 class Rollouts:
-    batch: dict[str, torch.Tensor]  # collated prompt + completion, see `collate`
-    completions: list[list[int]]  # generated ids, cut after the first end-of-turn, no padding
+    prompts: list[Prompt]  # the B distinct prompts; rows p*G .. p*G+G-1 below belong to prompt p
+    completion_ids: torch.Tensor  # (B*G, C) sampled ids; padding after the first end-of-turn
+    mask: torch.Tensor  # (B*G, C) 1 at real completion tokens, the end-of-turn included
+    completions: list[list[int]]  # the same ids, each cut after its end-of-turn
+    logp: torch.Tensor  # (B*G, C) log pi_old of each sampled token, as the sampler drew it
     texts: list[str]  # decoded completions
     rewards: torch.Tensor  # (B*G,) format + accuracy
     correct: torch.Tensor  # (B*G,) accuracy only: the verifier V(x, y) of VAS
     formats: torch.Tensor  # (B*G,)
 
 
+def autocast(args: Args, device) -> contextlib.AbstractContextManager:
+    """--dtype bfloat16: matrix products in bf16, weights and their updates stay fp32 (torch's mixed precision)."""
+    return torch.autocast(torch.device(device).type, torch.bfloat16, enabled=args.dtype == "bfloat16")
+
+
+def log_policy(logits: torch.Tensor, args: Args, policy: Policy) -> torch.Tensor:
+    """log pi over the vocabulary, float32: logits / T with the vision tokens excluded. Sampling draws from
+    exactly this distribution and training scores with it, so the two agree (a stray <|image_pad|> in a
+    completion would also break the next forward)."""
+    logits = logits.float().index_fill(-1, torch.tensor(policy.suppress, device=logits.device), -math.inf)
+    return torch.log_softmax(logits / args.temperature, -1)
+
+
+def _top_p(probs: torch.Tensor, top_p: float) -> torch.Tensor:
+    """Nucleus sampling: keep the smallest set of most likely tokens whose mass reaches top_p."""
+    if top_p >= 1:
+        return probs
+    sorted_probs, order = probs.sort(-1, descending=True)
+    outside = sorted_probs.cumsum(-1) - sorted_probs >= top_p  # the mass before this token already suffices
+    return probs.scatter(-1, order, sorted_probs.masked_fill(outside, 0))
+
+
+def completion_mask(completions: torch.Tensor, eos: int) -> torch.Tensor:
+    """1 at each real completion token, the end-of-turn included (the model must learn to stop), 0 after it.
+
+    Whatever follows the first end-of-turn is padding, never trained on. With eos = 2:
+    [[7, 2, 0, 0], [7, 8, 9, 9], [2, 5, 2, 0]] -> [[1, 1, 0, 0], [1, 1, 1, 1], [1, 0, 0, 0]] (the second row
+    was cut off by the budget: all of it is real).
+    """
+    is_eos = (completions == eos).long()  # (N, C)
+    return (is_eos.cumsum(1) - is_eos == 0).float()  # no end-of-turn strictly before this column
+
+
+@torch.no_grad()
+def sample(policy: Policy, batch: dict, group: int, args: Args, greedy: bool = False):
+    """A rollout is sampling with a KV cache. Prefill each distinct prompt once (the vision tower sees each
+    image once), repeat its cache for the G rows of its group, then decode one token per row per forward.
+
+    Only the flags decide sampling: temperature and top-p, never the checkpoint's generation_config (a
+    repetition penalty there would make the rollouts off-policy). Returns completions (B*G, C), their mask
+    and each sampled token's log-prob, which is log pi_old for free. C ends at the longest real completion.
+    """
+    model, n = policy.model, len(batch["input_ids"]) * group
+    inputs = {k: v for k, v in batch.items() if k != "next_position"}
+    out = model(**inputs, use_cache=True, logits_to_keep=1)
+    out.cache.batch_repeat_interleave(group)  # G rows share the prompt: its cache is copied, not recomputed
+    logits = out.logits[:, -1].repeat_interleave(group, 0)  # (N, V) the first completion token
+    attn = batch["attention_mask"].repeat_interleave(group, 0)  # (N, L)
+    position = batch["next_position"].repeat_interleave(group)  # (N,) the prompt's rope offset, carried on
+    done = torch.zeros(n, dtype=torch.bool, device=logits.device)
+    tokens, logps = [], []
+    for _ in range(args.max_new_tokens):
+        logp_all = log_policy(logits, args, policy)  # (N, V)
+        token = logp_all.argmax(-1) if greedy else torch.multinomial(_top_p(logp_all.exp(), args.top_p), 1)[:, 0]
+        token = token.masked_fill(done, policy.pad)  # a finished row only pads
+        tokens.append(token)
+        logps.append(logp_all.gather(-1, token[:, None])[:, 0])
+        done |= token == policy.eos
+        if all_sum((~done).sum()).item() == 0:  # every row of every rank has ended (FSDP needs all ranks)
+            break
+        attn = torch.cat([attn, attn.new_ones(n, 1)], 1)
+        out = model(input_ids=token[:, None], attention_mask=attn, position_ids=position.view(1, n, 1).expand(3, n, 1),
+                    cache=out.cache, use_cache=True)
+        logits, position = out.logits[:, -1], position + 1
+    completions = torch.stack(tokens, 1)  # (N, C)
+    mask = completion_mask(completions, policy.eos)  # (N, C)
+    return completions, mask, torch.stack(logps, 1) * mask
+
+
 @torch.no_grad()
 def rollout(policy: Policy, examples: list[Example], args: Args, group: int, greedy: bool = False) -> Rollouts:
-    """`group` completions per example, consecutive: rows p*group .. p*group+group-1 belong to example p."""
+    """`group` completions per example, consecutive: rows p*group .. p*group+group-1 belong to example p.
+    Sampled --rollout-batch sequences at a time (whole groups), padded to one width."""
     model, device = policy.model, next(policy.model.parameters()).device
-    prompts = [p for p in map(policy.encode, examples) for _ in range(group)]
+    prompts = [policy.encode(ex) for ex in examples]
+    per_call = max(1, args.rollout_batch // group) if args.rollout_batch else len(prompts)
+    was_training = model.training
+    model.eval()  # sampling is inference: no dropout, and gradient checkpointing would drop the cache
+    with autocast(args, device):
+        parts = [sample(policy, prompt_batch(policy, prompts[s:s + per_call], device), group, args, greedy)
+                 for s in range(0, len(prompts), per_call)]
+    model.train(was_training)
+    width = max(part[0].shape[1] for part in parts)
+    completions, mask, logp = (torch.cat([torch.nn.functional.pad(part[i], (0, width - part[i].shape[1]), value=v)
+                                          for part in parts]) for i, v in ((0, policy.pad), (1, 0), (2, 0)))
+    ids = [row[:int(m.sum())] for row, m in zip(completions.tolist(), mask)]
+    texts = policy.tokenizer.batch_decode(ids, skip_special_tokens=True)
     answers = [ex.answer for ex in examples for _ in range(group)]
-    completions = []
-    step = args.micro_batch or len(prompts)
-    for s in range(0, len(prompts), step):
-        batch = collate(prompts[s:s + step], None, policy.pad, device)
-        batch.pop("completion_mask")
-        sampling = dict(temperature=args.temperature, top_p=args.top_p, top_k=0) if not greedy else {}
-        out = model.generate(**batch, do_sample=not greedy, **sampling, max_new_tokens=args.max_new_tokens,
-                             suppress_tokens=policy.suppress, eos_token_id=policy.eos, pad_token_id=policy.pad,
-                             synced_gpus=args.fsdp)  # FSDP: every rank runs until all are done (collectives)
-        for row in out[:, batch["input_ids"].shape[1]:].tolist():
-            # keep tokens up to the first end-of-turn; whatever follows it is padding, never trained on
-            completions.append(row[:row.index(policy.eos) + 1] if policy.eos in row else row)
-    texts = policy.tokenizer.batch_decode(completions, skip_special_tokens=True)
     scores = torch.tensor([reward(t, a) for t, a in zip(texts, answers)])  # (B*G, 3)
-    batch = collate(prompts, completions, policy.pad, device)
-    return Rollouts(batch, completions, texts, scores[:, 2], scores[:, 1], scores[:, 0])
+    return Rollouts(prompts, completions, mask, ids, logp, texts, scores[:, 2], scores[:, 1], scores[:, 0])
 
 
-def token_logprobs(model, batch: dict[str, torch.Tensor], temperature: float = 1.0) -> torch.Tensor:
-    """log pi(y_t | x, y_<t) of each completion token, float32, logits scaled by the sampling temperature.
+def token_logprobs(net, policy: Policy, prompts: list[Prompt], completions: torch.Tensor, mask: torch.Tensor,
+                   args: Args, shared: bool = True) -> torch.Tensor:
+    """log pi(y_t | x, y_<t) of each completion token (B*G, C), teacher-forced, float32, logits / T.
 
-    Returns (B, C) over the last C columns (the completion); only C + 1 logits are computed.
+    shared: one forward over each distinct prompt, its KV cache repeated for the G rows of its group,
+    then one forward over the completion tokens alone; the gradient flows back into the shared prompt
+    through the cache. The same numbers as one full row per rollout (shared=False), G times cheaper in
+    the prompt. Transformers keeps no cache under gradient checkpointing, so that path uses full rows.
     """
-    c = batch["completion_mask"].shape[1]
-    out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                pixel_values=batch["pixel_values"], image_grid_thw=batch["image_grid_thw"],
-                logits_to_keep=c + 1, use_cache=False)
-    logits = out.logits[:, :-1].float() / temperature  # (B, C, V): position t predicts token t+1
-    targets = batch["input_ids"][:, -c:]  # (B, C)
-    return torch.log_softmax(logits, -1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)  # (B, C)
-
-
-def micro_batches(batch: dict[str, torch.Tensor], size: int):
-    """Split a collated batch by rows (images follow their rows) for gradient accumulation."""
-    n = batch["input_ids"].shape[0]
-    size = size or n
-    patches = batch["image_grid_thw"].prod(-1).tolist()
-    starts = np.concatenate([[0], np.cumsum(patches)]).astype(int)
-    for s in range(0, n, size):
-        e = min(n, s + size)
-        part = {k: v[s:e] for k, v in batch.items() if k not in ("pixel_values", "image_grid_thw")}
-        part["pixel_values"] = batch["pixel_values"][starts[s]:starts[e]]
-        part["image_grid_thw"] = batch["image_grid_thw"][s:e]
-        yield s, e, part
+    device = completions.device
+    group, (n, c) = len(completions) // len(prompts), completions.shape
+    batch = prompt_batch(policy, prompts, device)
+    attn = torch.cat([batch["attention_mask"].repeat_interleave(group, 0), mask.long()], 1)  # (N, L + C)
+    position = batch["next_position"].repeat_interleave(group)[:, None] + torch.arange(c, device=device)  # (N, C)
+    position = position.unsqueeze(0).expand(3, n, c)  # text: the same position on all three M-RoPE axes
+    shared = shared and not (args.grad_checkpointing and torch.is_grad_enabled())  # checkpointing drops caches
+    with autocast(args, device):
+        if shared:
+            first = net(**{k: v for k, v in batch.items() if k != "next_position"}, use_cache=True, logits_to_keep=1)
+            first.cache.batch_repeat_interleave(group)
+            rest = net(input_ids=completions, attention_mask=attn, position_ids=position, cache=first.cache)
+            logits = torch.cat([first.logits.repeat_interleave(group, 0), rest.logits[:, :-1]], 1)  # (N, C, V)
+        else:
+            rows = prompt_batch(policy, [p for p in prompts for _ in range(group)], device)
+            out = net(input_ids=torch.cat([rows["input_ids"], completions], 1), attention_mask=attn,
+                      position_ids=torch.cat([rows["position_ids"], position], 2), pixel_values=rows["pixel_values"],
+                      image_grid_thw=rows["image_grid_thw"], logits_to_keep=c + 1)
+            logits = out.logits[:, :-1]  # (N, C, V): position t predicts token t + 1
+    return log_policy(logits, args, policy).gather(-1, completions.unsqueeze(-1)).squeeze(-1)  # (N, C)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -701,22 +786,25 @@ def setup_device(args: Args) -> str:
     return device
 
 
-def fsdp_shard(model: torch.nn.Module) -> torch.nn.Module:
+def fsdp_shard(model: torch.nn.Module, args: Args) -> torch.nn.Module:
     """FSDP2: each decoder layer, vision block, the vision tower (generate() calls it directly) and the rest
     are sharded over the ranks. The root reshards after forward too, so model.parameters() stay the shards."""
-    from torch.distributed.fsdp import fully_shard  # imported here: it takes a second
+    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard  # imported here: it takes a second
+    # bf16: parameters gathered in bf16 for compute, gradients reduced in fp32 into the fp32 shards
+    mp = MixedPrecisionPolicy(param_dtype=torch.bfloat16 if args.dtype == "bfloat16" else None,
+                              reduce_dtype=torch.float32)
     for block in [*model.model.language_model.layers, *model.model.visual.blocks, model.model.visual]:
-        fully_shard(block)
-    return fully_shard(model, reshard_after_forward=True)
+        fully_shard(block, mp_policy=mp)
+    return fully_shard(model, reshard_after_forward=True, mp_policy=mp)
 
 
 def parallelize(policy: Policy, args: Args, example: Example) -> None:
     """Under torchrun: shard the model (--fsdp) or wrap it in DDP; both average the gradients over ranks."""
     if args.fsdp:
-        fsdp_shard(policy.model)
-        with torch.no_grad():  # FSDP finds its root on the first forward, which generate() would not be
-            token_logprobs(policy.model, collate([policy.encode(example)], [[policy.eos]], policy.pad,
-                                                 next(policy.model.parameters()).device))
+        fsdp_shard(policy.model, args)
+        with torch.no_grad():  # FSDP finds its root on the first forward, which sampling's would not be
+            eos = torch.tensor([[policy.eos]], device=next(policy.model.parameters()).device)
+            token_logprobs(policy.model, policy, [policy.encode(example)], eos, torch.ones_like(eos), args)
     elif world() > 1:
         policy.ddp = torch.nn.parallel.DistributedDataParallel(policy.model)
 
@@ -729,14 +817,15 @@ def full_state(model: torch.nn.Module, rank0_only: bool = True) -> dict:
 
 def frozen_copy(model: torch.nn.Module, args: Args) -> torch.nn.Module:
     """pi_ref, a frozen copy of the policy. FSDP modules cannot be deep-copied: rebuild, load and shard."""
+    dtype = getattr(torch, args.dtype)  # pi_ref is never updated: it can live in the compute dtype
     if not args.fsdp:
-        return copy.deepcopy(model).eval().requires_grad_(False)
+        return copy.deepcopy(model).to(dtype).eval().requires_grad_(False)
     from transformers import Qwen2_5_VLForConditionalGeneration
     state = full_state(model, rank0_only=False)
     with torch.device(next(model.parameters()).device):
-        ref = Qwen2_5_VLForConditionalGeneration._from_config(model.config, dtype=model.dtype)
+        ref = Qwen2_5_VLForConditionalGeneration._from_config(model.config, dtype=dtype)
     ref.load_state_dict(state)
-    return fsdp_shard(ref).eval().requires_grad_(False)
+    return fsdp_shard(ref, args).eval().requires_grad_(False)
 
 
 STOP = []  # signals received: the loops end their step, write a checkpoint and exit
@@ -827,27 +916,35 @@ def progress(items, desc: str, **kwargs):
     return tqdm(items, desc=desc, dynamic_ncols=True, disable=rank() > 0, **kwargs)  # rank 0 shows progress
 
 
-def optimise(model, opt, batch: dict, loss_fn, micro_batch: int = 0,
+def micro_batches(n_prompts: int, group: int, micro_batch: int) -> list[tuple[int, int]]:
+    """Prompt ranges (a, b) of about --micro-batch sequences each, whole groups; 0 = everything at once."""
+    per_part = max(1, micro_batch // group) if micro_batch else n_prompts
+    return [(a, min(n_prompts, a + per_part)) for a in range(0, n_prompts, per_part)]
+
+
+def optimise(net, opt, mask: torch.Tensor, group: int, loss_fn, micro_batch: int = 0,
              per_seq: bool = False) -> tuple[float, dict, float, bool]:
-    """One optimiser step on this rank's share of a batch, micro-batch by micro-batch, gradient norm clipped
-    to 1. loss_fn(s, e, part) gives the mean loss over the part's completion tokens (its sequences if
-    per_seq) and stats. Each part weighs its share of the GLOBAL count, times K since DDP and FSDP average
-    the K ranks' gradients: K ranks take exactly one process's step on the whole batch. A non-finite loss
-    or gradient skips the step. Returns loss, stats, grad_norm (over all ranks) and whether it stepped."""
-    count = (lambda mask: mask.new_tensor(float(len(mask)))) if per_seq else (lambda mask: mask.sum())
-    total = all_sum(count(batch["completion_mask"]))
-    parts = list(micro_batches(batch, micro_batch))
+    """One optimiser step on this rank's share of a batch, whole groups at a time (--micro-batch sequences per
+    backward), gradient norm clipped to 1. loss_fn(a, b) gives the mean loss over the completion tokens of
+    prompts a..b (over their sequences if per_seq) and stats. Each part weighs its share of the GLOBAL count,
+    times K since DDP and FSDP average the K ranks' gradients: K ranks take exactly one process's step on the
+    whole batch. A non-finite loss or gradient skips the step. Returns loss, stats, grad_norm (over all
+    ranks) and whether it stepped."""
+    count = (lambda m: m.new_tensor(float(len(m)))) if per_seq else (lambda m: m.sum())
+    total = all_sum(count(mask))
+    n_prompts = len(mask) // group
+    net.train()  # however the run started (from_pretrained returns eval mode): checkpointing needs it
     loss_sum, stats_sum = 0.0, Counter()
-    for i, (s, e, part) in enumerate(parts):
-        last = i == len(parts) - 1  # DDP: all-reduce the gradients once, after the last micro-batch
-        with model.no_sync() if hasattr(model, "no_sync") and not last else contextlib.nullcontext():
-            loss, stats = loss_fn(s, e, part)
-            share = float(count(part["completion_mask"]) / total)
+    for a, b in micro_batches(n_prompts, group, micro_batch):
+        last = b == n_prompts  # DDP: all-reduce the gradients once, after the last micro-batch
+        with net.no_sync() if hasattr(net, "no_sync") and not last else contextlib.nullcontext():
+            loss, stats = loss_fn(a, b)
+            share = float(count(mask[a * group:b * group]) / total)
             (loss * (share * world())).backward()
         loss_sum += loss.item() * share
         stats_sum.update({k: v * share for k, v in stats.items()})
     loss_sum, *values = all_sum(torch.tensor([loss_sum, *stats_sum.values()], dtype=torch.float64)).tolist()
-    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    grad_norm = torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
     grad_norm = grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm  # FSDP: a DTensor
     stepped = bool(torch.isfinite(grad_norm)) and math.isfinite(loss_sum)
     if stepped:
@@ -869,18 +966,20 @@ def sft(policy: Policy, examples: list[Example], args: Args, metrics_file, state
         sched.load_state_dict(state["scheduler"])
         order, pos, start = np.array(state["order"]), state["pos"], state["step"]
 
-    def nll(s, e, part):  # token-mean cross-entropy
-        mask = part["completion_mask"]
-        return -(token_logprobs(net, part) * mask).sum() / mask.sum().clamp(min=1), {}
-
-    model.train()
+    sft_args = dataclasses.replace(args, temperature=1.0)  # cross-entropy on the model's own distribution
     for step in (bar := progress(range(start, args.sft_steps), "sft")):
         if pos + args.sft_batch > len(order):  # a new shuffled epoch
             order, pos = np.random.permutation(len(examples)), 0
         rows, pos = shard(order[pos:pos + args.sft_batch].tolist()), pos + args.sft_batch  # this rank's share
         t0 = time.time()
-        batch = collate([policy.encode(examples[i]) for i in rows], [targets[i] for i in rows], policy.pad, device)
-        loss, _, grad_norm, _ = optimise(net, opt, batch, nll, args.micro_batch)
+        prompts, width = [policy.encode(examples[i]) for i in rows], max(len(targets[i]) for i in rows)
+        ids = torch.tensor([targets[i] + [policy.pad] * (width - len(targets[i])) for i in rows], device=device)
+        mask = completion_mask(ids, policy.eos)  # each target ends with its end-of-turn
+
+        def nll(a, b):  # token-mean cross-entropy of examples a..b
+            logp = token_logprobs(net, policy, prompts[a:b], ids[a:b], mask[a:b], sft_args)
+            return -(logp * mask[a:b]).sum() / mask[a:b].sum().clamp(min=1), {}
+        loss, _, grad_norm, _ = optimise(net, opt, mask, 1, nll, args.micro_batch)
         sched.step()
         bar.set_postfix(loss=f"{loss:.3f}")
         log(metrics_file, {"stage": "sft", "step": step, "sft/loss": loss, "sft/grad_norm": grad_norm,
@@ -892,14 +991,12 @@ def sft(policy: Policy, examples: list[Example], args: Args, metrics_file, state
 @torch.no_grad()
 def evaluate(policy: Policy, examples: list[Example], args: Args, desc: str = "eval") -> dict[str, float]:
     """Greedy decoding on the held-out split: accuracy overall and per family, format rate."""
-    policy.model.eval()
     correct, formats, mine = [], [], shard(examples)  # each rank decodes its share
     for s in progress(range(0, len(mine), 64), desc, leave=False):
         ro = rollout(policy, mine[s:s + 64], args, group=1, greedy=True)
         correct += ro.correct.tolist()
         formats += ro.formats.tolist()
     correct, formats = (sum(x, [])[:len(examples)] for x in zip(*gather((correct, formats))))  # drop padding
-    policy.model.train()
     result = {"eval/accuracy": float(np.mean(correct)), "eval/format": float(np.mean(formats))}
     for fam in sorted({e.family for e in examples}):
         result[f"eval/accuracy_{fam}"] = float(np.mean([c for c, e in zip(correct, examples) if e.family == fam]))
@@ -935,24 +1032,30 @@ def _responses(completions: list[list[int]], policy: Policy, group: int) -> list
     return [clean[i:i + group] for i in range(0, len(clean), group)]
 
 
-def grpo_update(policy: Policy, ref, opt, batch: dict, adv: torch.Tensor, args: Args) -> tuple[float, dict, float, int]:
+def grpo_update(policy: Policy, ref, opt, ro: Rollouts, adv: torch.Tensor, args: Args) -> tuple[float, dict, float, int, float]:
     """GRPO's update on this rank's rollouts: --update-epochs optimiser steps on the clipped surrogate plus
-    the KL to pi_ref. Returns the last step's loss, stats and grad_norm, and how many steps were skipped."""
-    net = policy.ddp or policy.model
-    ref_logp = _logprobs_no_grad(ref, batch, args) if ref is not None else None  # (B*G, C)
-    old_logp = _logprobs_no_grad(policy.model, batch, args) if args.update_epochs > 1 else None
+    the KL to pi_ref. pi_old is what the sampler drew with. Returns the last step's loss, stats and
+    grad_norm, how many steps were skipped, and the seconds the reference pass took."""
+    net, G = policy.ddp or policy.model, args.group_size
+    t0 = time.time()
+    with torch.no_grad():  # in micro-batches too: the logits over the vocabulary are the largest tensor
+        ref_logp = torch.cat([token_logprobs(ref, policy, ro.prompts[a:b], ro.completion_ids[a * G:b * G],
+                                             ro.mask[a * G:b * G], args)
+                              for a, b in micro_batches(len(ro.prompts), G, args.micro_batch)]) if ref else None
+    ref_s = time.time() - t0
 
-    def surrogate(s, e, part):  # GRPO: rows s..e of the batch
-        logp = token_logprobs(net, part, args.temperature)  # (b, C)
-        old = old_logp[s:e] if old_logp is not None else logp.detach()  # rho = 1 on-policy
-        return grpo_loss(logp, old, ref_logp[s:e] if ref_logp is not None else None, adv[s:e],
-                         part["completion_mask"], args.clip_low, args.clip_high, args.kl_coef, args.seq_mean)
+    def surrogate(a, b):  # GRPO: the groups of prompts a..b, cut to their longest real completion
+        rows, c = slice(a * G, b * G), int(ro.mask[a * G:b * G].sum(1).max())
+        mask = ro.mask[rows, :c]  # (b*G, c)
+        logp = token_logprobs(net, policy, ro.prompts[a:b], ro.completion_ids[rows, :c], mask, args)
+        return grpo_loss(logp, ro.logp[rows, :c], ref_logp[rows, :c] if ref else None, adv[rows], mask,
+                         args.clip_low, args.clip_high, args.kl_coef, args.seq_mean)
 
     skipped = 0
     for _ in range(args.update_epochs):
-        loss, stats, grad_norm, stepped = optimise(net, opt, batch, surrogate, args.micro_batch, args.seq_mean)
+        loss, stats, grad_norm, stepped = optimise(net, opt, ro.mask, G, surrogate, args.micro_batch, args.seq_mean)
         skipped += not stepped  # a non-finite loss or gradient: the step is skipped, training goes on
-    return loss, stats, grad_norm, skipped
+    return loss, stats, grad_norm, skipped, ref_s
 
 
 def rl(policy: Policy, pool: list[Example], test: list[Example], args: Args, metrics_file,
@@ -981,10 +1084,10 @@ def rl(policy: Policy, pool: list[Example], test: list[Example], args: Args, met
         t0 = time.time()
         batch_ids = sampler.next_batch()  # VAS: floor(lambda*B) by VPS, the rest uniform; the same on all ranks
         ro = rollout(policy, [pool[i] for i in shard(batch_ids)], args, group=G)  # this rank's whole groups
-        gen_s = time.time() - t0
-        mask = ro.batch["completion_mask"]  # (B*G, C)
+        sample_s = time.time() - t0
+        mask = ro.mask  # (B*G, C)
         adv = group_advantages(ro.rewards, G, scale_std=args.scale_std).to(mask.device)  # GRPO: (B*G,)
-        loss, stats, grad_norm, n_skipped = grpo_update(policy, ref, opt, ro.batch, adv, args)
+        loss, stats, grad_norm, n_skipped, ref_s = grpo_update(policy, ref, opt, ro, adv, args)
         skipped += n_skipped
         # every rank needs every outcome: the VAS sampler must stay the same on all of them
         outcomes = gather((ro.rewards, ro.correct, ro.formats, _responses(ro.completions, policy, G)))
@@ -1000,7 +1103,9 @@ def rl(policy: Policy, pool: list[Example], test: list[Example], args: Args, met
                         "reward/format": formats.mean().item(), "reward/zero_std_frac": zero_std,
                         "reward/completion_len": n_tokens / len(rewards),
                         "vas/vps_mean": float(np.mean(sampler.scores)), "vas/refresh_s_total": refresh_s,
-                        "perf/step_s": time.time() - t0, "perf/rollout_tokens_per_s": n_tokens / gen_s})
+                        "perf/step_s": time.time() - t0, "perf/sample_s": sample_s, "perf/ref_s": ref_s,
+                        "perf/update_s": time.time() - t0 - sample_s - ref_s,
+                        "perf/rollout_tokens_per_s": n_tokens / sample_s})
         if args.eval_every and (step + 1) % args.eval_every == 0 or step + 1 == args.rl_steps:
             metrics.update(evaluate(policy, test, args))
             evals.append({"step": step + 1, **{k: v for k, v in metrics.items() if k.startswith("eval/")}})
@@ -1011,17 +1116,12 @@ def rl(policy: Policy, pool: list[Example], test: list[Example], args: Args, met
     return evals
 
 
-@torch.no_grad()
-def _logprobs_no_grad(model, batch: dict, args: Args) -> torch.Tensor:
-    return torch.cat([token_logprobs(model, part, args.temperature)
-                      for _, _, part in micro_batches(batch, args.micro_batch)])
-
-
 # ----------------------------------------------------------------------------------------------------
 # Main
 
 # flags a continued run may change: how long it runs, how often it logs and saves, where and on what
-MAY_DIFFER_ON_RESUME = ("out", "resume", "rl_steps", "eval_every", "save_every", "device", "micro_batch", "fsdp")
+MAY_DIFFER_ON_RESUME = ("out", "resume", "rl_steps", "eval_every", "save_every", "device", "micro_batch",
+                        "rollout_batch", "fsdp")
 
 
 def open_run_dir(args: Args) -> dict | None:
@@ -1088,8 +1188,7 @@ def main(argv: list[str] | None = None) -> dict:
             set_rng_state(ckpt["rng"][rank()])
         summary["time/sft_s"] = time.time() - t0
         if stage == "rl":  # the evaluation after SFT is in metrics.jsonl already
-            after_sft = [json.loads(line) for line in open(os.path.join(args.out, "metrics.jsonl"))
-                         if '"sft_done"' in line][-1]
+            after_sft = last_eval(args.out, "sft_done")
         else:
             after_sft = evaluate(policy, splits["test"], args, desc="eval after sft")
             log(metrics_file, {"stage": "sft_done", **after_sft})
@@ -1097,9 +1196,10 @@ def main(argv: list[str] | None = None) -> dict:
                         if k.startswith("eval/accuracy")})
         t0 = time.time()
         if args.rl_steps:
-            evals = rl(policy, splits["rl"], splits["test"], args, metrics_file, state=ckpt if stage == "rl" else None)
+            rl(policy, splits["rl"], splits["test"], args, metrics_file, state=ckpt if stage == "rl" else None)
+            after_rl = last_eval(args.out, "rl") if rank() == 0 else {}  # also when a finished run is resumed
             summary.update({k.replace("eval/accuracy", "eval/accuracy_after_rl"): v
-                            for k, v in (evals[-1] if evals else {}).items() if k.startswith("eval/accuracy")})
+                            for k, v in after_rl.items() if k.startswith("eval/accuracy")})
         summary["time/rl_s"] = time.time() - t0
     policy.save(os.path.join(args.out, "final"))
     summary["time/total_s"] = time.time() - t_start
@@ -1110,6 +1210,12 @@ def main(argv: list[str] | None = None) -> dict:
     if dist.is_initialized():
         dist.destroy_process_group()
     return summary
+
+
+def last_eval(out: str, stage: str) -> dict:
+    """The newest evaluation of `stage` in metrics.jsonl: a resumed run finds the ones made before it there."""
+    rows = [json.loads(line) for line in open(os.path.join(out, "metrics.jsonl")) if f'"{stage}"' in line]
+    return next((r for r in reversed(rows) if "eval/accuracy" in r), {})
 
 
 def _peak_rss_mb() -> float:

@@ -152,17 +152,24 @@ def bench(size: str, out: str, extra: list[str] = (), device: str = "cuda") -> d
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()  # measure the run, not the build
     preset = "Qwen2.5-VL-7B" if size == "7B" else "Qwen2.5-VL-3B"  # "test" is the 3B scaled down
+    # what is timed is training, not writing a 45 GB checkpoint.pt (fp32 weights and AdamW moments) and final/
+    kept = mmr1.end_of_step, mmr1.Policy.save
+    mmr1.end_of_step, mmr1.Policy.save = (lambda *a, **k: None), (lambda *a, **k: None)
     print(f"checkpoint built and saved in {build_s:.0f} s; now mmr1 --model {preset} --init-from it", flush=True)
     try:
         summary = mmr1.main(["--model", preset, "--init-from", ckpt, "--device", device, *BENCH_FLAGS, *extra,
                              "--out", run])
     except BaseException as e:  # out of memory, say: still report the memory and the steps done
         summary = {"error": f"{type(e).__name__}: {e}"[:2000]}
+    finally:
+        mmr1.end_of_step, mmr1.Policy.save = kept
     metrics = os.path.join(run, "metrics.jsonl")
     rl = [r for r in map(json.loads, open(metrics) if os.path.exists(metrics) else []) if r["stage"] == "rl"]
     peak = [torch.cuda.max_memory_allocated() / 2**30, torch.cuda.max_memory_reserved() / 2**30] if cuda else [None] * 2
     result = {"size": size, "device": torch.cuda.get_device_name() if cuda else "cpu", "build_and_save_s": build_s,
               "flags": BENCH_FLAGS + list(extra), "perf/step_s": [r["perf/step_s"] for r in rl],
+              **{k: [r.get(k) for r in rl] for k in ("perf/sample_s", "perf/ref_s", "perf/update_s",
+                                                     "perf/rollout_tokens_per_s", "train/grad_norm", "train/kl")},
               "reward/completion_len": [r["reward/completion_len"] for r in rl],
               "cuda/max_memory_allocated_gb": peak[0], "cuda/max_memory_reserved_gb": peak[1], "summary": summary}
     os.makedirs(out, exist_ok=True)

@@ -56,10 +56,13 @@ def test_saved_checkpoint_loads_through_the_hub_path(tiny_run, tmp_path):
     policy = mmr1.load_policy(args, texts=[])
     assert policy.model.config.text_config.hidden_size == mmr1.TINY["hidden"]
     ex = mmr1.make_geometry_dataset(2, seed=5, size=56)
-    batch = mmr1.collate([policy.encode(e) for e in ex], [[policy.eos], [policy.eos]], policy.pad, "cpu")
+    prompts, ids = [policy.encode(e) for e in ex], torch.tensor([[policy.eos], [policy.eos]])
     again = mmr1.load_policy(args, texts=[])
+
+    def logprobs(p):
+        return mmr1.token_logprobs(p.model, p, prompts, ids, torch.ones(2, 1), args)
     with torch.no_grad():
-        assert torch.equal(mmr1.token_logprobs(policy.model, batch), mmr1.token_logprobs(again.model, batch))
+        assert torch.equal(logprobs(policy), logprobs(again))
 
 
 def test_rl_from_saved_sft_checkpoint(tiny_run, tmp_path):

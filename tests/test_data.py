@@ -1,5 +1,5 @@
 """Tests for the toy data and prompt encoding of mmr1.py: determinism, families, rationales in the reward
-format, answers that need the image, image-token bookkeeping, collate, and the MMR1-schema round trip
+format, answers that need the image, image-token bookkeeping, prompt batches with M-RoPE, and the MMR1-schema round trip
 with its error messages. Small sizes, no model: a few seconds."""
 import json
 import os
@@ -123,34 +123,29 @@ def test_image_tokens_match_the_image_processor(data, tokenizer):
         assert tokenizer.unk_token_id not in p.ids
 
 
-def test_collate_aligns_completions_in_the_last_columns(data, tokenizer):
+def test_prompt_batch_left_pads_and_gives_m_rope_positions(data, tokenizer):
+    """Prompts end at the same column; M-RoPE: text counts up on all three axes, the 2 x 2 image tokens of a
+    56-px image sit at (t, h, w) = (s, s + i, s + j) on their grid, the text after them goes on from s + 2."""
     processor = mmr1.build_image_processor(SIZE)
     by_question = {e.question: e for e in data}
     short, long = sorted((mmr1.encode_prompt(tokenizer, processor, e.image, q) for q, e in by_question.items()),
                          key=lambda p: len(p.ids))[::len(by_question) - 1]
-    assert len(short.ids) < len(long.ids)
-    pad = tokenizer.pad_token_id
-    completions = [[11, 12, 13, 14, 15], [21, 22]]  # C = 5; row 1 is right-padded by 3
-    batch = mmr1.collate([short, long], completions, pad, torch.device("cpu"))
-    width = len(long.ids)
-    assert batch["input_ids"].shape == (2, width + 5)
-    assert batch["input_ids"][:, -5:].tolist() == [[11, 12, 13, 14, 15], [21, 22, pad, pad, pad]]
-    assert batch["completion_mask"].tolist() == [[1, 1, 1, 1, 1], [1, 1, 0, 0, 0]]
-    # prompts end at the same column (the short one is left-padded), attention covers prompt + completion
-    gap = width - len(short.ids)
-    assert batch["input_ids"][0, gap:width].tolist() == short.ids
-    assert batch["input_ids"][1, :width].tolist() == long.ids
-    assert batch["attention_mask"].tolist() == [[0] * gap + [1] * (len(short.ids) + 5), [1] * (width + 2) + [0] * 3]
-    assert batch["input_ids"][0, :gap].tolist() == [pad] * gap
+    policy = mmr1.Policy(mmr1.build_tiny_model(tokenizer, SIZE), tokenizer, processor,
+                         tokenizer.convert_tokens_to_ids("<|im_end|>"), tokenizer.pad_token_id, [])
+    batch = mmr1.prompt_batch(policy, [short, long], "cpu")
+    width, gap, pad = len(long.ids), len(long.ids) - len(short.ids), tokenizer.pad_token_id
+    assert gap > 0 and batch["input_ids"].tolist() == [[pad] * gap + short.ids, long.ids]
+    assert batch["attention_mask"].tolist() == [[0] * gap + [1] * len(short.ids), [1] * width]
     assert torch.equal(batch["pixel_values"], torch.cat([short.pixel_values, long.pixel_values]))
-    assert batch["image_grid_thw"].shape == (2, 3)
-
-
-def test_collate_without_completions_is_the_generate_input(data, tokenizer):
-    p = mmr1.encode_prompt(tokenizer, mmr1.build_image_processor(SIZE), data[0].image, data[0].question)
-    batch = mmr1.collate([p, p], None, tokenizer.pad_token_id, torch.device("cpu"))
-    assert batch["input_ids"].tolist() == [p.ids, p.ids]
-    assert batch["completion_mask"].shape == (2, 0)
+    image = tokenizer.convert_tokens_to_ids("<|image_pad|>")
+    for row, p in enumerate([short, long]):
+        pos = batch["position_ids"][:, row, width - len(p.ids):]  # (3, L) this prompt's real columns
+        s = p.ids.index(image)  # text before the image: 0, 1, ..., s - 1 on every axis
+        assert pos[:, :s].tolist() == [list(range(s))] * 3
+        assert pos[:, s:s + 4].tolist() == [[s] * 4, [s, s, s + 1, s + 1], [s, s + 1, s, s + 1]]
+        rest = len(p.ids) - s - 4  # then from the largest position + 1 = s + 2, on every axis
+        assert pos[:, s + 4:].tolist() == [list(range(s + 2, s + 2 + rest))] * 3
+        assert batch["next_position"][row] == s + 2 + rest  # where the completion starts
 
 
 # ---------------------------------------------------------------- MMR1 schema on disk

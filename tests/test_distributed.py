@@ -34,11 +34,16 @@ def grpo_steps(out: str, fsdp: bool = False) -> dict:
     mmr1.parallelize(policy, args, examples[0])
     ref = mmr1.frozen_copy(policy.model, args)
     opt = torch.optim.AdamW(policy.model.parameters(), lr=args.rl_lr)
-    rows = [p * G + i for p in mmr1.shard(list(range(PROMPTS))) for i in range(G)]  # this rank's rollouts
+    mine = mmr1.shard(list(range(PROMPTS)))  # this rank's prompts, whole groups
+    rows = [p * G + i for p in mine for i in range(G)]  # and their rollouts
     completions = [[20 + (3 * r + t) % 30 for t in range(1 + r % 4)] + [policy.eos] for r in range(PROMPTS * G)]
     rewards = torch.tensor([2.0, 0, 1, 1, 0, 1, 2, 1])
-    batch = mmr1.collate([policy.encode(examples[r // G]) for r in rows], [completions[r] for r in rows],
-                         policy.pad, "cpu")
+    ids = torch.tensor([completions[r] + [policy.pad] * (5 - len(completions[r])) for r in rows])  # (rows, 5)
+    mask, prompts = mmr1.completion_mask(ids, policy.eos), [policy.encode(examples[p]) for p in mine]
+    with torch.no_grad():
+        old = mmr1.token_logprobs(policy.model, policy, prompts, ids, mask, args)  # on-policy: pi_old = pi
+    batch = mmr1.Rollouts(prompts, ids, mask, [completions[r] for r in rows], old * mask, [], rewards[rows],
+                          rewards[rows], rewards[rows])
     adv = mmr1.group_advantages(rewards[rows], G)
     start = {k: v.clone() for k, v in mmr1.full_state(policy.model).items()}
     steps = [mmr1.grpo_update(policy, ref, opt, batch, adv, args) for _ in range(2)]

@@ -19,7 +19,6 @@ import math
 import os
 import sys
 import types
-from types import SimpleNamespace
 from unittest import mock
 
 import numpy as np
@@ -37,7 +36,7 @@ EXERCISES = {
     "kl": ["mmr1:kl_k3"],
     "surrogate": ["mmr1:grpo_loss"],
     "token_mean": ["mmr1:grpo_loss"],
-    "mask": ["mmr1:collate"],
+    "mask": ["mmr1:completion_mask"],
     "reward": ["mmr1:last_boxed"],
     "ovs": ["vas:outcome_variance_score"],
     "tds": ["vas:trajectory_diversity_score"],
@@ -152,50 +151,18 @@ def check_token_mean(grpo_loss):
 
 # ------------------------------------------------------------------------------------------ 5. completion mask
 
-class ScriptedModel(torch.nn.Module):
-    """Stands in for the network in `mmr1.rollout`: generate() appends fixed rows of tokens to the prompts."""
-
-    def __init__(self, script):
-        super().__init__()
-        self.script = torch.tensor(script)
-        self.weight = torch.nn.Parameter(torch.zeros(1))  # rollout reads the device from the parameters
-
-    def generate(self, input_ids, **kwargs):
-        return torch.cat([input_ids, self.script[:len(input_ids)]], dim=1)
-
-
-def check_mask(collate):
-    pad, eos = 0, 2
-    prompts = [SimpleNamespace(ids=ids, pixel_values=torch.full((n, 3), float(k)), grid_thw=torch.tensor([[1, 1, n]]))
-               for k, (ids, n) in enumerate([([11, 12, 13], 2), ([21, 22, 23, 24, 25], 1), ([51], 3)])]
-    completions = [[31, 32, eos], [41, 42, 43, 44, 45], [eos]]  # ended; cut off by the budget; ended at once
-    batch = collate(prompts, completions, pad, torch.device("cpu"))
-    assert batch["input_ids"].tolist() == [[0, 0, 11, 12, 13, 31, 32, 2, 0, 0],
-                                           [21, 22, 23, 24, 25, 41, 42, 43, 44, 45],
-                                           [0, 0, 0, 0, 51, 2, 0, 0, 0, 0]], (
-        "layout: [left pad][prompt][completion][right pad], every completion starting at the same column; got "
-        f"{batch['input_ids'].tolist()}")
-    assert batch["attention_mask"].tolist() == (batch["input_ids"] != 0).long().tolist(), "attend to real tokens only"
-    assert batch["completion_mask"].tolist() == [[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [1, 0, 0, 0, 0]], (
-        "completion_mask (B, C) over the last C columns: 1 at each completion token *including* the end-of-turn "
-        f"(the model must learn to stop), 0 on the padding after it; got {batch['completion_mask'].tolist()}")
-    assert batch["pixel_values"][:, 0].tolist() == [0, 0, 1, 2, 2, 2], "pixel_values: every prompt's rows, in order"
-    assert batch["image_grid_thw"].tolist() == [[1, 1, 2], [1, 1, 1], [1, 1, 3]], "one grid row per prompt"
-    assert batch["completion_mask"].dtype.is_floating_point, "the mask multiplies float losses"
-    no_completion = collate(prompts, None, pad, torch.device("cpu"))  # the input of generate()
-    assert no_completion["input_ids"].shape == (3, 5) and no_completion["completion_mask"].shape == (3, 0)
-    # The same through mmr1.rollout: tokens after the first end-of-turn are cut and never trained on
-    tokenizer = mmr1.build_tokenizer(["What colour is the shape ? <think> red blue </think>"])
-    ex = mmr1.make_geometry_dataset(2, seed=0, size=56)
-    red, blue = tokenizer.convert_tokens_to_ids(["red", "blue"])
-    eos, pad = tokenizer.convert_tokens_to_ids(["<|im_end|>", "<|endoftext|>"])
-    script = [[red, eos, blue, blue], [blue, red, blue, red]]  # garbage after the end-of-turn; no end-of-turn
-    policy = mmr1.Policy(ScriptedModel(script), tokenizer, mmr1.build_image_processor(56), eos, pad, [])
-    with mock.patch.object(mmr1, "collate", collate):
-        ro = mmr1.rollout(policy, ex, mmr1.Args(max_new_tokens=4), group=1)
-    assert ro.completions == [[red, eos], script[1]], f"cut after the first end-of-turn: got {ro.completions}"
-    assert ro.batch["completion_mask"].tolist() == [[1, 1, 0, 0], [1, 1, 1, 1]], (
-        f"rollout's completion_mask: {ro.batch['completion_mask'].tolist()}")
+def check_mask(completion_mask):
+    eos, pad = 2, 0
+    completions = torch.tensor([[31, 32, eos, pad, pad],  # ended, padded after
+                                [41, 42, 43, 44, 45],  # cut off by the budget: every token is real
+                                [eos, 7, eos, pad, pad],  # ended at once; whatever follows is never trained on
+                                [pad, 51, eos, 9, 9]])  # a sampled <|endoftext|> before the end is a real token
+    got = completion_mask(completions, eos)
+    want = [[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [1, 0, 0, 0, 0], [1, 1, 1, 0, 0]]
+    assert got.shape == completions.shape and got.tolist() == want, (
+        f"1 at each token up to and *including* the first end-of-turn (the model must learn to stop), 0 after it; "
+        f"want {want}, got {got.tolist()}")
+    assert got.dtype.is_floating_point, "the mask multiplies float losses"
 
 
 # ------------------------------------------------------------------------------------------ 6. reward parser
@@ -319,7 +286,7 @@ def implementations(modules):
     """The arguments of each check, taken from `modules` = {"mmr1": module, "vas": module}."""
     m, v = modules["mmr1"], modules["vas"]
     return {"advantage": (m.group_advantages,), "kl": (m.kl_k3,), "surrogate": (m.grpo_loss,),
-            "token_mean": (m.grpo_loss,), "mask": (m.collate,), "reward": (m.last_boxed,),
+            "token_mean": (m.grpo_loss,), "mask": (m.completion_mask,), "reward": (m.last_boxed,),
             "ovs": (v.outcome_variance_score,), "tds": (v.trajectory_diversity_score,),
             "vps": (v.variance_promotion_score, v.VarianceAwareSampler), "grpo_step": (m.group_advantages, m.grpo_loss)}
 
@@ -343,7 +310,7 @@ def test_exercise_token_mean():
 
 
 def test_exercise_mask():
-    check_mask(mmr1.collate)
+    check_mask(mmr1.completion_mask)
 
 
 def test_exercise_reward():
@@ -458,28 +425,17 @@ def loss_with(surrogate="max", reduce="token", detach_ratio=False, kl_sign=1.0, 
     return grpo_loss
 
 
-def collate_mistake(kind):
-    def collate(prompts, completions, pad_id, device):
-        batch = mmr1.collate(prompts, completions, pad_id, device)
-        c = batch["completion_mask"].shape[1]
+def mask_mistake(kind):
+    def completion_mask(completions, eos):
+        is_eos = (completions == eos).long()
         if kind == "padding_counted":
-            batch["completion_mask"] = torch.ones_like(batch["completion_mask"])
-        elif kind == "eos_dropped":  # end-of-turn treated like padding: the model never learns to stop
-            tail = batch["input_ids"][:, batch["input_ids"].shape[1] - c:]
-            batch["completion_mask"] = batch["completion_mask"] * (tail != 2).float()  # <|im_end|> is id 2 here
-        return batch
-    return collate
-
-
-def collate_right_padded(prompts, completions, pad_id, device):
-    """Pads every row on the right: completions then start at different columns."""
-    rows = [p.ids + c for p, c in zip(prompts, completions)]
-    width, c_width = max(map(len, rows)), max(map(len, completions))
-    ids = torch.tensor([r + [pad_id] * (width - len(r)) for r in rows])
-    mask = torch.tensor([[1.0] * len(c) + [0.0] * (c_width - len(c)) for c in completions])
-    return dict(input_ids=ids, attention_mask=(ids != pad_id).long(), completion_mask=mask,
-                pixel_values=torch.cat([p.pixel_values for p in prompts]),
-                image_grid_thw=torch.cat([p.grid_thw for p in prompts]))
+            return torch.ones_like(completions, dtype=torch.float)
+        if kind == "eos_dropped":  # end-of-turn treated like padding: the model never learns to stop
+            return (is_eos.cumsum(1) == 0).float()
+        if kind == "last_eos":  # cut at the last end-of-turn: trains on what follows the first
+            return (is_eos.flip(1).cumsum(1).flip(1) - is_eos > 0).float() + (is_eos.sum(1, keepdim=True) == 0).float()
+        return (completions != 0).float()  # "not padding": a sampled <|endoftext|> and tokens after the end count
+    return completion_mask
 
 
 def boxed_lazy_regex(text):
@@ -545,8 +501,7 @@ MISTAKES = {  # exercise -> {mistake: arguments of the check}
     "surrogate": {"min_not_max": (loss_with(surrogate="min"),), "swapped_clip": (loss_with(swap_clip=True),),
                   "detached_ratio": (loss_with(detach_ratio=True),), "kl_subtracted": (loss_with(kl_sign=-1.0),)},
     "token_mean": {"mean_over_sequences": (loss_with(reduce="seq"),), "padding_in_mean": (loss_with(reduce="all"),)},
-    "mask": {"padding_counted": (collate_mistake("padding_counted"),), "eos_dropped": (collate_mistake("eos_dropped"),),
-             "right_padded": (collate_right_padded,)},
+    "mask": {kind: (mask_mistake(kind),) for kind in ("padding_counted", "eos_dropped", "last_eos", "not_padding")},
     "reward": {"lazy_regex": (boxed_lazy_regex,), "first_box": (boxed_first,)},
     "ovs": {"sample_variance": (ovs_sample_variance,), "std": (ovs_std,)},
     "tds": {"padded": (tds_padded,), "similarity": (tds_similarity,)},
