@@ -195,7 +195,7 @@ def _check_args(parser: argparse.ArgumentParser, a: argparse.Namespace) -> None:
 @dataclass
 class Example:
     id: str
-    image: Image.Image
+    image: Image.Image | list[Image.Image]  # a list for a row of several images, one <image> each in question
     question: str
     answer: str
     rationale: str  # the cold-start target: <think>...</think><answer>\boxed{...}</answer>
@@ -314,11 +314,16 @@ def load_data(data_dir: str) -> dict[str, list[Example]]:
                 row = json.loads(line)
                 if not str(row.get("answer", "")).strip():
                     raise ValueError("no answer")
-                image_path = (row.get("images") or [row.get("image")])[0]
-                image = Image.open(os.path.join(data_dir, image_path)).convert("RGB")
+                images = [Image.open(os.path.join(data_dir, path)).convert("RGB")
+                          for path in row.get("images") or [row.get("image")]]
+                if len(images) > 1 and row["problem"].count("<image>") not in (0, len(images)):
+                    raise ValueError(f"{row['problem'].count('<image>')} <image> placeholders for {len(images)} "
+                                     "images; give one per image, in order")
             except Exception as e:  # one message for every way a row can be broken
                 raise SystemExit(f"{path}, line {line_no}: bad row ({e}); fix or remove it") from None
-            question = row["problem"].replace("<image>", "").strip()
+            # one image goes before the question; several go where their placeholders are
+            image, question = (images[0], row["problem"].replace("<image>", "").strip()) if len(images) == 1 else (
+                images, row["problem"].strip())
             rationale = row.get("rationale") or f"<think> </think><answer> \\boxed{{{row['answer']}}} </answer>"
             splits[name].append(Example(str(row.get("id", f"{name}-{line_no}")), image, question,
                                         str(row["answer"]), rationale, row.get("family", "all"),
@@ -464,13 +469,18 @@ class Prompt:
     grid_thw: torch.Tensor  # (1, 3): grid_t, grid_h, grid_w in 14-px patches
 
 
-def encode_prompt(tokenizer, image_processor, image: Image.Image, question: str) -> Prompt:
-    """One prompt for SFT, rollouts and evaluation alike (Qwen2.5-VL's chat format, by hand)."""
-    vision = image_processor(images=[image], return_tensors="pt")
-    grid = vision["image_grid_thw"]  # (1, 3)
-    n_image_tokens = int(grid.prod()) // image_processor.merge_size ** 2  # 2x2 patches -> one token
-    text = (f"<|im_start|>system\n{SYSTEM_PROMPT}<|im_end|>\n<|im_start|>user\n"
-            f"<|vision_start|>{'<|image_pad|>' * n_image_tokens}<|vision_end|>{question}<|im_end|>\n"
+def encode_prompt(tokenizer, image_processor, image: Image.Image | list[Image.Image], question: str) -> Prompt:
+    """One prompt for SFT, rollouts and evaluation alike (Qwen2.5-VL's chat format, by hand). Each image
+    becomes <|vision_start|>, one <|image_pad|> per merged 2x2 patch block, <|vision_end|>, placed at its
+    <image> in the question (before the question if it has none)."""
+    images = image if isinstance(image, list) else [image]
+    vision = image_processor(images=images, return_tensors="pt")
+    grid = vision["image_grid_thw"]  # (images, 3)
+    blocks = [f"<|vision_start|>{'<|image_pad|>' * (int(g.prod()) // image_processor.merge_size ** 2)}<|vision_end|>"
+              for g in grid]
+    pieces = (question if "<image>" in question else "<image>" * len(images) + question).split("<image>")
+    user = pieces[0] + "".join(block + piece for block, piece in zip(blocks, pieces[1:]))
+    text = (f"<|im_start|>system\n{SYSTEM_PROMPT}<|im_end|>\n<|im_start|>user\n{user}<|im_end|>\n"
             f"<|im_start|>assistant\n")
     return Prompt(tokenizer(text, add_special_tokens=False)["input_ids"], vision["pixel_values"], grid)
 
@@ -526,6 +536,22 @@ def normalise(text: str) -> str:
         return text
 
 
+def answers_match(given: str, truth: str) -> bool:
+    """Equal after `normalise` ('Red' = 'red', '3.0' = '3'); for a mathematical truth (a digit or LaTeX) also
+    equal by Math-Verify, as the paper checks: '\\frac{1}{2}' = '0.5', '2\\pi' = '2 \\pi'. Words never go
+    to the math parser, which would read 'red' as the product e*d*r."""
+    if normalise(given) == normalise(truth):
+        return True
+    if not re.search(r"[\d\\]", truth):
+        return False
+    from math_verify import LatexExtractionConfig, parse, verify  # imported here: sympy takes a second
+    latex = [LatexExtractionConfig()]  # the whole answer as one expression: no number fished out of prose
+    try:
+        return bool(verify(parse(f"${truth}$", latex), parse(f"${given}$", latex)))
+    except Exception:  # an answer it cannot parse is not a right one
+        return False
+
+
 def reward(completion: str, answer: str) -> tuple[float, float, float]:
     """(format, accuracy, total) of one decoded completion.
 
@@ -537,7 +563,7 @@ def reward(completion: str, answer: str) -> tuple[float, float, float]:
     inside = ANSWER_RE.search(completion)
     span = inside.group(1) if inside else completion
     boxed = last_boxed(span)
-    acc = float(normalise(boxed if boxed is not None else span) == normalise(answer))
+    acc = float(answers_match(boxed if boxed is not None else span, answer))
     return fmt, acc, fmt + acc
 
 

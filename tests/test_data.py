@@ -169,6 +169,23 @@ def test_export_then_load_round_trip(tmp_path):
             assert np.array_equal(_pixels(a.image), _pixels(b.image))  # PNG is lossless
 
 
+def test_a_row_with_two_images_puts_each_at_its_placeholder(tmp_path, tokenizer):
+    mmr1.export_data(_splits(), str(tmp_path))
+    _rewrite_line(tmp_path / "rl.jsonl", 1, lambda row: row.update(
+        problem="<image> , <image> What colour is the biggest shape?", images=["images/rl-1.png", "images/rl-2.png"]))
+    ex = mmr1.load_data(str(tmp_path))["rl"][0]
+    assert isinstance(ex.image, list) and len(ex.image) == 2
+    assert np.array_equal(_pixels(ex.image[1]), _pixels(_splits()["rl"][2].image))  # in order
+    p = mmr1.encode_prompt(tokenizer, mmr1.build_image_processor(SIZE), ex.image, ex.question)
+    text = tokenizer.decode(p.ids).replace(" ", "")
+    block = "<|vision_start|>" + "<|image_pad|>" * 4 + "<|vision_end|>"  # 56 px: 4 tokens each
+    assert f"user\n{block},{block}Whatcolouristhebiggestshape?<|im_end|>".replace("\n", "") in text
+    assert p.grid_thw.tolist() == [[1, 4, 4], [1, 4, 4]] and p.pixel_values.shape[0] == 2 * 16
+    _rewrite_line(tmp_path / "rl.jsonl", 1, lambda row: row.update(problem="Only one <image> here"))
+    with pytest.raises(SystemExit, match=r"rl\.jsonl, line 1\b.*1 <image> placeholders for 2 images"):
+        mmr1.load_data(str(tmp_path))
+
+
 def _rewrite_line(path, line_no, edit):
     lines = path.read_text().splitlines()
     row = json.loads(lines[line_no - 1])

@@ -6,6 +6,7 @@ import sys
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import mmr1  # noqa: E402
 from mmr1 import normalise, reward  # noqa: E402
 
 
@@ -92,3 +93,16 @@ def test_empty_completion():
 @pytest.mark.parametrize("boxed, answer", [("\\frac{1}{2}", "\\frac{1}{2}"), ("\\text{RED}", "red")])
 def test_nested_braces_in_box(boxed, answer):
     assert reward(f"<think> x </think><answer> \\boxed{{{boxed}}} </answer>", answer) == (1.0, 1.0, 2.0)
+
+
+@pytest.mark.parametrize("given, truth", [("\\frac{1}{2}", "0.5"), ("0.5", "\\frac{1}{2}"), ("\\sqrt 2", "\\sqrt{2}"),
+                                          ("2 \\pi", "2\\pi"), ("1/2", "0.5"), ("B", "B"), ("b", "B")])
+def test_math_answers_are_checked_by_value(given, truth):
+    assert mmr1.answers_match(given, truth)
+    assert mmr1.reward(f"<think> . </think><answer> \\boxed{{{given}}} </answer>", truth) == (1.0, 1.0, 2.0)
+
+
+@pytest.mark.parametrize("given, truth", [("\\frac{1}{3}", "0.5"), ("\\sqrt{3}", "\\sqrt{2}"), ("3\\pi", "2\\pi"),
+                                          ("C", "B"), ("der", "red"), ("4", "3")])
+def test_different_answers_stay_different(given, truth):
+    assert not mmr1.answers_match(given, truth)  # 'der' vs 'red': words never reach the math parser
