@@ -84,7 +84,8 @@ def test_saved_checkpoint_loads_through_the_hub_path(tiny_run):
     policy = mmr1.load_policy(args, texts=[])
     assert policy.model.config.text_config.hidden_size == mmr1.TINY["hidden"]
     assert_same_weights(policy.model.state_dict(), checkpoint(out)["model"])
-    assert policy.tokenizer.convert_tokens_to_ids("<|im_end|>") == policy.eos == policy.model.generation_config.eos_token_id
+    assert policy.tokenizer.convert_tokens_to_ids("<|im_end|>") == policy.eos
+    assert policy.model.generation_config.eos_token_id == policy.eos
 
 
 def test_init_from_starts_rl_from_the_checkpoints_weights(cold_start, tmp_path, monkeypatch):

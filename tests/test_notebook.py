@@ -100,8 +100,9 @@ def test_cells_are_short_and_import_rather_than_paste():
 @pytest.mark.stamp
 def test_committed_outputs_come_from_the_current_code():
     stamped = nbformat.read(NOTEBOOK, as_version=4).metadata.get("mmr1", {}).get("source_sha256")
-    assert stamped == source_sha256(), ("demo.ipynb's outputs were not computed with the current mmr1.py and vas.py "
-                                        "(or carry no stamp): run `python tests/test_notebook.py --stamp` and commit it")
+    assert stamped == source_sha256(), ("demo.ipynb's outputs were not computed with the current mmr1.py and "
+                                        "vas.py (or carry no stamp): run `python tests/test_notebook.py --stamp` "
+                                        "and commit it")
 
 
 @pytest.mark.parametrize("section", ["The toy data", "How an image becomes tokens", "The tiny Qwen2.5-VL",

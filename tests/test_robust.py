@@ -29,7 +29,8 @@ def send_signal_during(monkeypatch, signum: int, stage: str, step: int) -> None:
         real_log(metrics_file, row)
         if stage == "sft" and (row["stage"], row.get("step")) == ("sft", step):
             send()
-        if stage == "rl" and ((row["stage"], row.get("step")) == ("rl", step - 1) or step == 0 and row["stage"] == "sft_done"):
+        previous = ("sft_done", None) if step == 0 else ("rl", step - 1)
+        if stage == "rl" and (row["stage"], row.get("step")) == previous:
             armed.append(True)  # the next reward is computed inside RL step `step`
 
     def reward(*args, **kwargs):
