@@ -3,17 +3,18 @@ import json
 import os
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import pytest
 import torch
 
 import mmr1
+from helpers import FROM_COLD_START, assert_learning_signal, assert_same_weights, checkpoint, moved, rows, weights
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# A run small enough for seconds: 3 SFT steps, 2 RL steps with VAS and a refresh at each step.
-TINY_RUN = ["--num-sft", "24", "--num-rl", "6", "--num-test", "6", "--image-size", "56", "--sft-steps", "3",
-            "--sft-batch", "4", "--rl-steps", "2", "--prompts-per-step", "3", "--group-size", "2",
-            "--num-scoring", "2", "--refresh-every", "1", "--eval-every", "1", "--max-new-tokens", "8"]
+# 2 RL steps of 3 prompts x G = 4 from the session's cold start, with VAS re-scoring the pool at every step
+TINY_RL = [*FROM_COLD_START, "--num-rl", "6", "--num-test", "6", "--rl-steps", "2", "--prompts-per-step", "3",
+           "--group-size", "4", "--num-scoring", "2", "--refresh-every", "1", "--eval-every", "1"]
 
 
 def run_cli(*flags, env=None):
@@ -21,55 +22,102 @@ def run_cli(*flags, env=None):
                           env={**os.environ, **(env or {})}, timeout=300)
 
 
+def on_grid(x: float, n: int) -> bool:
+    """x is k / n for a whole k: a share of n things (float32 rounding allowed)."""
+    return abs(x * n - round(x * n)) < 1e-4
+
+
+def test_cold_start_sft_learns_the_format(cold_start_run):
+    """The session's cold start (conftest.py): the SFT loss falls, and greedy answers are well-formed."""
+    sft = rows(cold_start_run, "sft")
+    assert [r["step"] for r in sft] == list(range(60))
+    losses = [r["sft/loss"] for r in sft]
+    assert losses[0] > 3 and max(losses[-5:]) < 0.6, losses  # from ~ln(vocab) to a fraction of a nat
+    assert max(r["sft/lr"] for r in sft) == pytest.approx(1e-3) and sft[-1]["sft/lr"] < 1e-5  # warm-up, cosine to 0
+    (done,) = rows(cold_start_run, "sft_done")
+    assert done["eval/format"] == 1 and 0 < done["eval/accuracy"] < 1  # the format learned, the answers not yet
+    assert_same_weights(weights(cold_start_run / "sft"), weights(cold_start_run / "final"))  # no RL: the same
+
+
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
+def tiny_run(tmp_path_factory, cold_start):
     out = tmp_path_factory.mktemp("run")
-    proc = run_cli(*TINY_RUN, "--vas", "--out", str(out))
+    proc = run_cli(*TINY_RL, "--init-from", cold_start, "--vas", "--out", str(out))
     assert proc.returncode == 0, proc.stderr[-3000:]
     return out, proc
 
 
-def test_cli_writes_metrics_summary_and_checkpoints(tiny_run):
+def test_cli_run_learns_and_writes_metrics_summary_and_checkpoints(tiny_run, cold_start):
     out, proc = tiny_run
-    rows = [json.loads(line) for line in open(out / "metrics.jsonl")]
-    rl_rows = [r for r in rows if r["stage"] == "rl"]
-    assert [r["step"] for r in rl_rows] == [0, 1]
-    assert len([r for r in rows if r["stage"] == "sft"]) == 3
-    for key in ["train/loss", "train/grad_norm", "train/clip_frac", "train/kl", "reward/mean", "reward/accuracy",
-                "reward/format", "reward/zero_std_frac", "vas/vps_mean", "perf/step_s",
-                "perf/rollout_tokens_per_s", "eval/accuracy"]:
-        assert all(key in r for r in rl_rows), key
-    assert all("vas/refresh_s" in r for r in rl_rows)  # --refresh-every 1: a VAS refresh at every step
+    rl = assert_learning_signal(out, cold_start)
+    assert [r["step"] for r in rl] == [0, 1] and not rows(out, "sft")  # --init-from: no SFT
+    for r in rl:
+        assert r["train/clip_frac"] == 0 and r["train/ratio"] == pytest.approx(1, abs=1e-6)  # one epoch: on-policy
+        assert r["reward/mean"] == pytest.approx(r["reward/accuracy"] + r["reward/format"])
+        assert on_grid(r["reward/accuracy"], 12) and on_grid(r["reward/zero_std_frac"], 3)  # of 12 rollouts, 3 groups
+        assert 0 < r["reward/completion_len"] <= 24 and r["train/skipped_steps"] == 0
+        assert r["vas/refresh_s"] > 0 and r["vas/vps_mean"] > 0  # --refresh-every 1: a VAS refresh every step
+        assert r["perf/step_s"] > 0 and r["perf/rollout_tokens_per_s"] > 0
+        assert on_grid(r["eval/accuracy"], 6) and r["eval/format"] > 0  # --eval-every 1, 6 test items
+    assert rl[0]["train/kl"] == 0 and rl[1]["train/kl"] > 0  # pi = pi_ref until the first update
+    assert rl[1]["vas/refresh_s_total"] == pytest.approx(rl[0]["vas/refresh_s"] + rl[1]["vas/refresh_s"])
     summary = json.load(open(out / "summary.json"))
-    for key in ["eval/accuracy_after_sft", "eval/accuracy_after_rl", "eval/blind_baseline", "time/sft_s",
-                "time/rl_s", "time/total_s", "memory/peak_rss_mb"]:
-        assert key in summary, key
-    for ckpt in ("sft", "final"):
-        assert (out / ckpt / "config.json").exists() and (out / ckpt / "tokenizer.json").exists()
-    assert "eval/accuracy_after_rl" in proc.stdout  # the final table
+    (done,) = rows(out, "sft_done")
+    assert summary["eval/accuracy_after_sft"] == done["eval/accuracy"]
+    assert summary["eval/accuracy_after_rl"] == rl[-1]["eval/accuracy"]
+    assert summary["eval/accuracy_after_rl_colour"] == rl[-1]["eval/accuracy_colour"]
+    splits = mmr1.toy_splits(mmr1.parse_args(TINY_RL))
+    assert summary["eval/blind_baseline"] == mmr1.blind_baseline(splits["sft"], splits["test"])
+    assert summary["model/parameters"] == sum(w.numel() for k, w in weights(cold_start).items()
+                                              if k != "lm_head.weight")  # tied to the embedding
+    assert summary["time/total_s"] >= summary["time/rl_s"] > 0 and summary["memory/peak_rss_mb"] > 100
+    assert not (out / "sft").exists() and (out / "final" / "config.json").exists()
+    assert (out / "final" / "tokenizer.json").exists()
+    table = proc.stdout.split("\nmetric ")[-1]  # the table printed at the end
+    assert f"eval/accuracy_after_rl                   {summary['eval/accuracy_after_rl']:.3f}" in table
 
 
-def test_saved_checkpoint_loads_through_the_hub_path(tiny_run, tmp_path):
-    """--model DIR goes through from_pretrained, like a hub id; the loaded model computes the same."""
+def test_saved_checkpoint_loads_through_the_hub_path(tiny_run):
+    """--model DIR goes through from_pretrained, like a hub id: the weights are those the run ended with."""
     out, _ = tiny_run
     args = mmr1.parse_args(["--model", str(out / "final"), "--image-size", "56"])
     policy = mmr1.load_policy(args, texts=[])
     assert policy.model.config.text_config.hidden_size == mmr1.TINY["hidden"]
-    ex = mmr1.make_geometry_dataset(2, seed=5, size=56)
-    prompts, ids = [policy.encode(e) for e in ex], torch.tensor([[policy.eos], [policy.eos]])
-    again = mmr1.load_policy(args, texts=[])
-
-    def logprobs(p):
-        return mmr1.token_logprobs(p.model, p, prompts, ids, torch.ones(2, 1), args)
-    with torch.no_grad():
-        assert torch.equal(logprobs(policy), logprobs(again))
+    assert_same_weights(policy.model.state_dict(), checkpoint(out)["model"])
+    assert policy.tokenizer.convert_tokens_to_ids("<|im_end|>") == policy.eos
+    assert policy.model.generation_config.eos_token_id == policy.eos
 
 
-def test_rl_from_saved_sft_checkpoint(tiny_run, tmp_path):
-    out, _ = tiny_run
-    summary = mmr1.main([*TINY_RUN, "--init-from", str(out / "sft"), "--rl-steps", "1", "--out", str(tmp_path)])
-    assert summary["time/sft_s"] < 1  # SFT skipped
-    assert not (tmp_path / "sft").exists() and (tmp_path / "final").exists()
+def test_init_from_starts_rl_from_the_checkpoints_weights(cold_start, tmp_path, monkeypatch):
+    loaded, real = [], mmr1.load_policy
+
+    def load_policy(*args, **kwargs):  # what RL starts from: the weights of the policy main() loads
+        policy = real(*args, **kwargs)
+        loaded.append({k: v.clone() for k, v in policy.model.state_dict().items()})
+        return policy
+    monkeypatch.setattr(mmr1, "load_policy", load_policy)
+    mmr1.main([*TINY_RL, "--init-from", cold_start, "--rl-steps", "1", "--out", str(tmp_path)])
+    monkeypatch.undo()
+    assert len(loaded) == 1
+    assert_same_weights(loaded[0], weights(cold_start))
+    assert moved(weights(tmp_path / "final"), loaded[0]) > 1e-5  # and the RL step moved them
+    assert not rows(tmp_path, "sft") and not (tmp_path / "sft").exists()
+
+
+def test_two_update_epochs_clip(cold_start, tmp_path):
+    """--update-epochs 2: the second pass is off-policy, its ratios leave [1 - eps, 1 + eps] and the clip acts."""
+    mmr1.main([*TINY_RL, "--init-from", cold_start, "--rl-steps", "1", "--update-epochs", "2", "--rl-lr", "1e-3",
+               "--eval-every", "0", "--out", str(tmp_path)])
+    (row,) = rows(tmp_path, "rl")
+    assert row["train/clip_frac"] > 0.01 and row["train/ratio"] != pytest.approx(1, abs=1e-3)
+    assert row["train/kl"] > 0  # the second pass is after an update
+
+
+def test_diversity_is_measured_without_end_of_turn_or_padding():
+    """The trainer's responses for TDS: eos and pad dropped, grouped per prompt (two prompts x G = 2)."""
+    policy = SimpleNamespace(eos=2, pad=0)
+    completions = [[5, 6, 2], [5, 6, 2, 0, 0], [7, 2], [8, 9]]
+    assert mmr1._responses(completions, policy, 2) == [[[5, 6], [5, 6]], [[7], [8, 9]]]
 
 
 @pytest.mark.parametrize("flag,value", [("--mixture-ratio", "1.5"), ("--group-size", "1"), ("--rl-lr", "0"),
@@ -82,13 +130,11 @@ def test_bad_flag_is_a_clear_argparse_error(flag, value, capsys):
 
 
 def test_unreachable_model_says_how_to_get_it():
+    import huggingface_hub.constants
+    assert huggingface_hub.constants.HF_HUB_OFFLINE  # set by ./conftest.py before the import: no network wait
     args = mmr1.parse_args(["--model", "nobody/no-such-model"])
-    os.environ["HF_HUB_OFFLINE"] = "1"  # no network here, nor in CI
-    try:
-        with pytest.raises(SystemExit) as e:
-            mmr1.load_policy(args, texts=[])
-    finally:
-        del os.environ["HF_HUB_OFFLINE"]
+    with pytest.raises(SystemExit) as e:
+        mmr1.load_policy(args, texts=[])
     assert "nobody/no-such-model" in str(e.value) and "--model DIR" in str(e.value)
 
 
