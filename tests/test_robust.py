@@ -141,6 +141,29 @@ def test_a_signal_in_the_middle_of_rl_then_resume_equals_the_uninterrupted_run(r
     assert_equals_straight(tmp_path, straight_run)
 
 
+def test_resumed_rl_updates_in_train_mode_with_checkpointing(run, straight_run, tmp_path, monkeypatch):
+    """from_pretrained returns a model in eval mode, which would silently switch gradient checkpointing off:
+    after --resume in the middle of RL, every update still runs in train mode with checkpointing on. And a
+    resumed run that has nothing left to do still writes the after-RL accuracy into summary.json."""
+    flags = [*run, "--grad-checkpointing", "--out", str(tmp_path)]
+    send_signal_during(monkeypatch, signal.SIGINT, "rl", 1)
+    with pytest.raises(SystemExit):
+        mmr1.main(flags)
+    monkeypatch.undo()
+    seen, real = [], mmr1.token_logprobs
+
+    def record(net, *args, **kwargs):
+        if torch.is_grad_enabled():  # an update, not sampling or the reference
+            layers = net.model.language_model.layers
+            seen.append(net.training and all(layer.gradient_checkpointing and layer.training for layer in layers))
+        return real(net, *args, **kwargs)
+    monkeypatch.setattr(mmr1, "token_logprobs", record)
+    summary = mmr1.main([*flags, "--resume", str(tmp_path)])
+    assert seen and all(seen)  # steps 2 (and its micro-batches), in train mode, checkpointing on
+    again = mmr1.main([*flags, "--resume", str(tmp_path)])  # finished: nothing to do, the same summary
+    assert "eval/accuracy_after_rl" in summary and again["eval/accuracy_after_rl"] == summary["eval/accuracy_after_rl"]
+
+
 def test_resume_with_another_process_count_is_refused(run, straight_run, tmp_path):
     out = tmp_path / "run"
     shutil.copytree(straight_run, out)

@@ -169,3 +169,23 @@ def test_presets_bound_a_huge_image():
     small = policy.encode(mmr1.Example("y", Image.new("RGB", (28, 28), "white"), "What colour ?", "red", "",
                                        "colour", 1))
     assert small.ids.count(policy.model.config.image_token_id) >= 7056 // 28 ** 2  # at least 9 tokens
+
+
+def test_one_grpo_update_raises_the_rewarded_completion_and_lowers_the_penalised(policy):
+    """Through the real model: two rollouts of one prompt, rewards 1 and 0, one GRPO step (no KL): the rewarded
+    completion becomes more likely, the penalised one less."""
+    args = run_args(max_new_tokens=6, rl_lr=1e-3, kl_coef=0, group_size=2)
+    model = mmr1.frozen_copy(policy.model, mmr1.parse_args([])).requires_grad_(True).train()  # a copy to train
+    p = mmr1.Policy(model, policy.tokenizer, policy.processor, policy.eos, policy.pad, policy.suppress)
+    prompts = [p.encode(mmr1.make_geometry_dataset(1, seed=7, size=SIZE)[0])]
+    ids = torch.tensor([[20, 21, 22, p.eos], [23, 24, p.eos, p.pad]])
+    mask = mmr1.completion_mask(ids, p.eos)
+    with torch.no_grad():
+        old = mmr1.token_logprobs(model, p, prompts, ids, mask, args) * mask  # (2, 4) pi_old = pi
+    before, rewards = old.sum(1), torch.tensor([1.0, 0.0])
+    ro = mmr1.Rollouts(prompts, ids, mask, [], old, [], rewards, rewards, rewards)
+    opt = torch.optim.SGD(model.parameters(), lr=args.rl_lr)
+    mmr1.grpo_update(p, None, opt, ro, mmr1.group_advantages(rewards, 2), args)
+    with torch.no_grad():
+        after = (mmr1.token_logprobs(model, p, prompts, ids, mask, args) * mask).sum(1)
+    assert after[0] > before[0] + 1e-4 and after[1] < before[1] - 1e-4, (before.tolist(), after.tolist())
