@@ -412,7 +412,6 @@ class Policy:
     eos: int  # <|im_end|>, the end of the assistant's turn
     pad: int  # <|endoftext|>
     suppress: list[int]  # vision special tokens, never sampled
-    ddp: torch.nn.Module | None = None  # under torchrun without --fsdp: the DDP wrapper that trains `model`
 
     def encode(self, ex: Example) -> Prompt:
         return encode_prompt(self.tokenizer, self.processor, ex.image, ex.question)
@@ -768,7 +767,254 @@ def grpo_loss(logp: torch.Tensor, old_logp: torch.Tensor, ref_logp: torch.Tensor
 
 
 # ----------------------------------------------------------------------------------------------------
-# Many processes (torchrun: each rank rolls out its share, gradients are averaged) and checkpoints
+# Training loops: cold-start SFT, then GRPO with VAS (Algorithm 1)
+
+
+def set_seed(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def cosine_lr(step: int, total: int, warmup_frac: float = 0.1) -> float:
+    """Multiplier of the peak lr: linear warm-up over the first 10% of steps, then cosine to 0."""
+    warmup = max(1, int(warmup_frac * total))
+    if step < warmup:
+        return (step + 1) / warmup
+    return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+
+
+def micro_batches(n_prompts: int, group: int, micro_batch: int) -> list[tuple[int, int]]:
+    """Prompt ranges (a, b) of about --micro-batch sequences each, whole groups; 0 = everything at once."""
+    per_part = max(1, micro_batch // group) if micro_batch else n_prompts
+    return [(a, min(n_prompts, a + per_part)) for a in range(0, n_prompts, per_part)]
+
+
+def sft(policy: Policy, examples: list[Example], args: Args, metrics_file, state: dict | None = None) -> None:
+    """Cold-start SFT: token-mean cross-entropy on the assistant's tokens (rationale + end-of-turn) only."""
+    model, device = policy.model, next(policy.model.parameters()).device
+    targets = [policy.tokenizer(ex.rationale, add_special_tokens=False)["input_ids"] + [policy.eos]
+               for ex in examples]
+    opt = torch.optim.AdamW(model.parameters(), lr=args.sft_lr, weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: cosine_lr(s, args.sft_steps))
+    run = restore(state, model, opt, dict(step=0, order=np.random.permutation(len(examples)).tolist(), pos=0),
+                  scheduler=sched)  # --resume: everything as it was after the checkpoint's step
+    sft_args = dataclasses.replace(args, temperature=1.0)  # cross-entropy on the model's own distribution
+    for step in (bar := progress(range(run["step"], args.sft_steps), "sft")):
+        if run["pos"] + args.sft_batch > len(examples):  # a new shuffled epoch
+            run.update(order=np.random.permutation(len(examples)).tolist(), pos=0)
+        rows = shard(run["order"][run["pos"]:run["pos"] + args.sft_batch])  # this rank's share of the batch
+        run["pos"] += args.sft_batch
+        t0 = time.time()
+        prompts, width = [policy.encode(examples[i]) for i in rows], max(len(targets[i]) for i in rows)
+        ids = torch.tensor([targets[i] + [policy.pad] * (width - len(targets[i])) for i in rows], device=device)
+        mask = completion_mask(ids, policy.eos)  # (B, C) each target ends with its end-of-turn
+        total, loss_sum = all_sum(mask.sum()), 0.0
+        model.train()
+        for a, b in micro_batches(len(rows), 1, args.micro_batch):
+            logp = token_logprobs(model, policy, prompts[a:b], ids[a:b], mask[a:b], sft_args)  # (b - a, C)
+            loss = -(logp * mask[a:b]).sum() / mask[a:b].sum().clamp(min=1)  # this part's token-mean
+            share = float(mask[a:b].sum() / total)  # its weight in the token-mean of the global batch
+            (loss * share * world()).backward()  # ranks' gradients are averaged: x K makes that their sum
+            loss_sum += loss.item() * share
+        loss, _, grad_norm, _ = step_optimiser(model, opt, args, loss_sum)
+        sched.step()
+        bar.set_postfix(loss=f"{loss:.3f}")
+        log(metrics_file, {"stage": "sft", "step": step, "sft/loss": loss, "sft/grad_norm": grad_norm,
+                           "sft/lr": sched.get_last_lr()[0], "perf/step_s": time.time() - t0})
+        end_of_step(args, model, opt, metrics_file, dict(run, step=step + 1, stage="sft"),
+                    step + 1 == args.sft_steps, scheduler=sched)
+
+
+def grpo_update(policy: Policy, opt, ro: Rollouts, adv: torch.Tensor, ref_logp: torch.Tensor | None,
+                args: Args) -> tuple[float, dict, float, bool]:
+    """One GRPO optimiser step on this rank's rollouts: the clipped surrogate plus beta_KL * k3 (`grpo_loss`),
+    averaged over every completion token of the global batch, backward micro-batch by micro-batch, then the
+    gradient averaged over the ranks, clipped to norm 1, and an AdamW step. pi_old is what the sampler drew
+    with, so on the first epoch the ratio is 1 in value and the gradient is the policy gradient."""
+    model, G = policy.model, args.group_size
+    count = (lambda m: m.new_tensor(float(len(m)))) if args.seq_mean else (lambda m: m.sum())
+    total, loss_sum, stats_sum = all_sum(count(ro.mask)), 0.0, Counter()
+    model.train()  # however the run started (from_pretrained returns eval mode): checkpointing needs it
+    for a, b in micro_batches(len(ro.prompts), G, args.micro_batch):  # whole groups at a time
+        rows, c = slice(a * G, b * G), int(ro.mask[a * G:b * G].sum(1).max())  # cut to the longest completion
+        mask = ro.mask[rows, :c]  # (b*G - a*G, c)
+        logp = token_logprobs(model, policy, ro.prompts[a:b], ro.completion_ids[rows, :c], mask, args)
+        ref = ref_logp[rows, :c] if ref_logp is not None else None
+        loss, stats = grpo_loss(logp, ro.logp[rows, :c], ref, adv[rows], mask, args.clip_low, args.clip_high,
+                                args.kl_coef, args.seq_mean)  # GRPO: this part's token-mean
+        share = float(count(mask) / total)  # its weight in the global token-mean
+        (loss * share * world()).backward()  # ranks' gradients are averaged: x K makes that their sum
+        loss_sum += loss.item() * share
+        stats_sum.update({k: v * share for k, v in stats.items()})
+    return step_optimiser(model, opt, args, loss_sum, stats_sum)
+
+
+@torch.no_grad()
+def reference_logprobs(ref, policy: Policy, ro: Rollouts, args: Args) -> torch.Tensor | None:
+    """log pi_ref of every completion token (B*G, C), micro-batched: the vocabulary's logits are the largest
+    tensor of a step. None without a KL term."""
+    if ref is None:
+        return None
+    G = args.group_size
+    return torch.cat([token_logprobs(ref, policy, ro.prompts[a:b], ro.completion_ids[a * G:b * G],
+                                     ro.mask[a * G:b * G], args)
+                      for a, b in micro_batches(len(ro.prompts), G, args.micro_batch)])
+
+
+def rl(policy: Policy, pool: list[Example], test: list[Example], args: Args, metrics_file,
+       state: dict | None = None) -> None:
+    """GRPO with prompts drawn by VAS (--vas) or by a uniform shuffle: the paper's Algorithm 1."""
+    model, G = policy.model, args.group_size
+    ref = frozen_copy(model, args) if args.kl_coef > 0 else None  # pi_ref: the policy as RL begins
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=args.rl_lr,
+                            weight_decay=args.weight_decay)
+    # lambda = 0 draws every prompt from the epoch shuffle: exactly the uniform baseline
+    sampler = vas.VarianceAwareSampler(len(pool), args.prompts_per_step, args.mixture_ratio if args.vas else 0.0,
+                                       seed=args.seed, alpha=args.alpha, beta=args.beta, diversity=args.diversity)
+    run = restore(state, model, opt, dict(step=0, skipped=0, refresh_s=0.0), sampler=sampler)
+    for step in (bar := progress(range(run["step"], args.rl_steps), "rl")):
+        metrics = {"stage": "rl", "step": step}
+        if args.vas and (step == 0 or args.refresh_every and step % args.refresh_every == 0):
+            metrics["vas/refresh_s"] = score_pool(policy, pool, sampler, args)  # VAS: every T_update steps
+            run["refresh_s"] += metrics["vas/refresh_s"]
+        t0 = time.time()
+        batch_ids = sampler.next_batch()  # VAS: floor(lambda*B) by VPS, the rest uniform; the same on all ranks
+        ro = rollout(policy, [pool[i] for i in shard(batch_ids)], args, group=G)  # G rewarded rollouts each
+        t_sample = time.time()
+        adv = group_advantages(ro.rewards, G, scale_std=args.scale_std).to(ro.mask.device)  # GRPO: (B*G,)
+        ref_logp = reference_logprobs(ref, policy, ro, args)  # (B*G, C)
+        t_ref = time.time()
+        for _ in range(args.update_epochs):  # GRPO: 1 = on-policy; more reuse the batch and the clip acts
+            loss, stats, grad_norm, stepped = grpo_update(policy, opt, ro, adv, ref_logp, args)
+            run["skipped"] += not stepped  # a non-finite loss or gradient: skipped, training goes on
+        # every rank needs every outcome: the VAS sampler must stay the same on all of them
+        outcomes = gather((ro.rewards, ro.correct, ro.formats, _responses(ro.completions, policy, G)))
+        rewards, correct, formats = (torch.cat(x) for x in list(zip(*outcomes))[:3])
+        if args.vas and args.vas_online:  # VAS (beyond the paper): free re-scoring from training rollouts
+            sampler.update(batch_ids, correct.view(-1, G).numpy(), [r for o in outcomes for r in o[3]])
+        zero_std = (rewards.view(-1, G).std(1) == 0).float().mean().item()
+        n_tokens = int(all_sum(ro.mask.sum()).item())
+        metrics.update({"train/loss": loss, "train/grad_norm": grad_norm, "train/skipped_steps": run["skipped"],
+                        **{f"train/{k}": v for k, v in stats.items()}, "reward/mean": rewards.mean().item(),
+                        "reward/accuracy": correct.mean().item(), "reward/format": formats.mean().item(),
+                        "reward/zero_std_frac": zero_std, "reward/completion_len": n_tokens / len(rewards),
+                        "vas/vps_mean": float(np.mean(sampler.scores)), "vas/refresh_s_total": run["refresh_s"],
+                        "perf/step_s": time.time() - t0, "perf/sample_s": t_sample - t0, "perf/ref_s": t_ref - t_sample,
+                        "perf/update_s": time.time() - t_ref, "perf/rollout_tokens_per_s": n_tokens / (t_sample - t0)})
+        if args.eval_every and (step + 1) % args.eval_every == 0 or step + 1 == args.rl_steps:
+            metrics.update(evaluate(policy, test, args))
+        log(metrics_file, metrics)
+        bar.set_postfix(acc=f"{metrics['reward/accuracy']:.2f}", zero_std=f"{zero_std:.2f}")
+        end_of_step(args, model, opt, metrics_file, dict(run, step=step + 1, stage="rl"),
+                    step + 1 == args.rl_steps, sampler=sampler)
+
+
+@torch.no_grad()
+def score_pool(policy: Policy, pool: list[Example], sampler: vas.VarianceAwareSampler, args: Args) -> float:
+    """VAS: N rollouts per prompt of the pool -> pass rate, diversity -> VPS (Algorithm 1, line 3).
+    Returns the seconds it took."""
+    t0, correct, responses, mine = time.time(), [], [], shard(pool)  # each rank scores its share
+    chunk = max(1, 256 // args.num_scoring)
+    for s in progress(range(0, len(mine), chunk), "vas scoring", leave=False):
+        ro = rollout(policy, mine[s:s + chunk], args, group=args.num_scoring)
+        correct += ro.correct.view(-1, args.num_scoring).tolist()
+        responses += _responses(ro.completions, policy, args.num_scoring)
+    correct, responses = gather_all((correct, responses), len(pool))
+    sampler.score_pool(np.array(correct), responses)
+    return time.time() - t0
+
+
+def _responses(completions: list[list[int]], policy: Policy, group: int) -> list[list[list[int]]]:
+    """Group completions per prompt, dropping the end-of-turn: diversity is measured on real tokens only."""
+    clean = [[t for t in c if t not in (policy.eos, policy.pad)] for c in completions]
+    return [clean[i:i + group] for i in range(0, len(clean), group)]
+
+
+@torch.no_grad()
+def evaluate(policy: Policy, examples: list[Example], args: Args, desc: str = "eval") -> dict[str, float]:
+    """Greedy decoding on the held-out split: accuracy overall and per family, format rate."""
+    correct, formats, mine = [], [], shard(examples)  # each rank decodes its share
+    for s in progress(range(0, len(mine), 64), desc, leave=False):
+        ro = rollout(policy, mine[s:s + 64], args, group=1, greedy=True)
+        correct += ro.correct.tolist()
+        formats += ro.formats.tolist()
+    correct, formats = gather_all((correct, formats), len(examples))
+    result = {"eval/accuracy": float(np.mean(correct)), "eval/format": float(np.mean(formats))}
+    for fam in sorted({e.family for e in examples}):
+        result[f"eval/accuracy_{fam}"] = float(np.mean([c for c, e in zip(correct, examples) if e.family == fam]))
+    return result
+
+
+def blind_baseline(train: list[Example], test: list[Example]) -> float:
+    """Answer each distinct question with its most common training answer: what ignoring the image gets."""
+    by_question = defaultdict(Counter)
+    for ex in train:
+        by_question[ex.question][normalise(ex.answer)] += 1
+    overall = Counter(normalise(ex.answer) for ex in train).most_common(1)[0][0]
+    guess = {q: c.most_common(1)[0][0] for q, c in by_question.items()}
+    return float(np.mean([guess.get(ex.question, overall) == normalise(ex.answer) for ex in test]))
+
+
+# ----------------------------------------------------------------------------------------------------
+# Main
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
+    t_start = time.time()
+    splits = load_data(args.data) if args.data else toy_splits(args)
+    if args.export_data:
+        export_data(splits, args.export_data)
+        print(f"wrote {sum(map(len, splits.values()))} examples to {args.export_data}")
+        return {}
+    args.out = args.resume or args.out or os.path.join("runs", time.strftime("%Y%m%d-%H%M%S"))
+    device = setup_device(args)
+    ckpt = open_run_dir(args)  # the checkpoint to continue from (--resume), or None
+    stage, sft_dir = ckpt["stage"] if ckpt else "", os.path.join(args.out, "sft")
+    sft_done = bool(args.resume) and os.path.isdir(sft_dir)  # then RL starts from the run's SFT checkpoint
+    set_seed(args.seed)
+    policy = load_policy(dataclasses.replace(args, init_from=sft_dir) if sft_done else args,
+                         [e.question + " " + e.rationale for s in splits.values() for e in s])
+    summary = {"model/parameters": sum(p.numel() for p in policy.model.parameters()),
+               "eval/blind_baseline": blind_baseline(splits["sft"], splits["test"])}
+    prepare(policy, args, device, splits["test"][0])
+    with stop_on_signal(), open_metrics(args, ckpt) as metrics_file:
+        t0 = time.time()
+        if args.sft_steps and not args.init_from and not sft_done:
+            sft(policy, splits["sft"], args, metrics_file, state=ckpt if stage == "sft" else None)
+            policy.save(sft_dir)
+        elif stage == "sft":  # SFT had ended: RL begins from the random state it had then
+            set_rng_state(ckpt["rng"][rank()])
+        summary["time/sft_s"] = time.time() - t0
+        t0 = time.time()
+        if stage != "rl":  # else the evaluation after SFT is in metrics.jsonl already
+            log(metrics_file, {"stage": "sft_done", **evaluate(policy, splits["test"], args, "eval after sft")})
+        if args.rl_steps:
+            rl(policy, splits["rl"], splits["test"], args, metrics_file, state=ckpt if stage == "rl" else None)
+        summary["time/rl_s"] = time.time() - t0
+    for stage, name in (("sft_done", "after_sft"), ("rl", "after_rl")):  # also when a finished run is resumed
+        summary.update({k.replace("accuracy", f"accuracy_{name}"): v for k, v in last_eval(args.out, stage).items()
+                        if k.startswith("eval/accuracy")})
+    policy.save(os.path.join(args.out, "final"))
+    summary.update({"time/total_s": time.time() - t_start, "memory/peak_rss_mb": peak_rss_mb()})
+    if rank() == 0:
+        json.dump(summary, open(os.path.join(args.out, "summary.json"), "w"), indent=1)
+        print_summary(summary, args.out)
+    if dist.is_initialized():
+        dist.destroy_process_group()
+    return summary
+
+
+def print_summary(summary: dict, out: str) -> None:
+    print(f"\n{'metric':<40} value")
+    for k, v in summary.items():
+        print(f"{k:<40} {v:.3f}" if isinstance(v, float) else f"{k:<40} {v}")
+    print(f"\nwrote {out}/metrics.jsonl, summary.json, final/ (load with --init-from {out}/final)")
+
+
+# ----------------------------------------------------------------------------------------------------
+# Plumbing: many processes (torchrun), checkpoints and resume, logs. Nothing of the method below.
 
 
 def rank() -> int:
@@ -781,7 +1027,7 @@ def world() -> int:
 
 def shard(items: list) -> list:
     """This rank's contiguous block of items (whole prompts, so whole groups), padded with the last item so
-    that every rank runs as many forward passes: FSDP's all-gathers need all ranks. gather() undoes it."""
+    that every rank runs as many forward passes: FSDP's all-gathers need all ranks. gather_all() undoes it."""
     per = -(-len(items) // world())
     return [items[min(i, len(items) - 1)] for i in range(rank() * per, (rank() + 1) * per)]
 
@@ -794,11 +1040,37 @@ def gather(obj) -> list:
     return out
 
 
+def gather_all(lists: tuple[list, ...], n: int) -> list[list]:
+    """Each of `lists` joined over the ranks in rank order, cut to the n items that shard() handed out."""
+    return [[x for per_rank in column for x in per_rank][:n] for column in zip(*gather(lists))]
+
+
 def all_sum(x: torch.Tensor) -> torch.Tensor:
     if world() > 1:  # nccl reduces on the GPU, gloo on the CPU
         x = x.to("cuda" if dist.get_backend() == "nccl" else "cpu", copy=True)
         dist.all_reduce(x)
     return x
+
+
+def step_optimiser(model, opt, args: Args, loss: float,
+                   stats: dict | None = None) -> tuple[float, dict, float, bool]:
+    """Average the gradients over the ranks, clip their norm to 1 and step, unless the loss or the gradient is
+    not finite (then the step is skipped). Returns the loss and stats summed over the ranks, the gradient norm
+    before clipping, and whether it stepped."""
+    if world() > 1 and not args.fsdp:  # replicated weights: all-reduce, as DDP would (FSDP2 reduces itself)
+        for p in model.parameters():
+            if p.grad is not None:
+                dist.all_reduce(p.grad)
+                p.grad /= world()
+    stats = stats or {}
+    loss, *values = all_sum(torch.tensor([loss, *stats.values()], dtype=torch.float64)).tolist()
+    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    grad_norm = grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm  # FSDP: a DTensor
+    stepped = bool(torch.isfinite(grad_norm)) and math.isfinite(loss)
+    if stepped:
+        opt.step()
+    opt.zero_grad(set_to_none=True)
+    return loss, dict(zip(stats, values)), grad_norm.item(), stepped
 
 
 def setup_device(args: Args) -> str:
@@ -812,9 +1084,25 @@ def setup_device(args: Args) -> str:
     return device
 
 
+def prepare(policy: Policy, args: Args, device: str, example: Example) -> None:
+    """Move the model, turn on checkpointing and freezing, and under torchrun with --fsdp shard it."""
+    if world() > 1:  # the model is the same on every rank; the sampling noise must not be
+        torch.manual_seed(args.seed + rank())
+    policy.model.to(device)
+    if args.grad_checkpointing:
+        policy.model.gradient_checkpointing_enable()
+    if args.freeze_vision:
+        policy.model.model.visual.requires_grad_(False)
+    if args.fsdp:
+        fsdp_shard(policy.model, args)
+        with torch.no_grad():  # FSDP finds its root on the first forward, which sampling's would not be
+            eos = torch.tensor([[policy.eos]], device=next(policy.model.parameters()).device)
+            token_logprobs(policy.model, policy, [policy.encode(example)], eos, torch.ones_like(eos), args)
+
+
 def fsdp_shard(model: torch.nn.Module, args: Args) -> torch.nn.Module:
-    """FSDP2: each decoder layer, vision block, the vision tower (generate() calls it directly) and the rest
-    are sharded over the ranks. The root reshards after forward too, so model.parameters() stay the shards."""
+    """FSDP2: each decoder layer, vision block, the vision tower and the rest are sharded over the ranks. The
+    root reshards after forward too, so model.parameters() stay the shards."""
     from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard  # imported here: it takes a second
     # bf16: parameters gathered in bf16 for compute, gradients reduced in fp32 into the fp32 shards
     mp = MixedPrecisionPolicy(param_dtype=torch.bfloat16 if args.dtype == "bfloat16" else None,
@@ -822,17 +1110,6 @@ def fsdp_shard(model: torch.nn.Module, args: Args) -> torch.nn.Module:
     for block in [*model.model.language_model.layers, *model.model.visual.blocks, model.model.visual]:
         fully_shard(block, mp_policy=mp)
     return fully_shard(model, reshard_after_forward=True, mp_policy=mp)
-
-
-def parallelize(policy: Policy, args: Args, example: Example) -> None:
-    """Under torchrun: shard the model (--fsdp) or wrap it in DDP; both average the gradients over ranks."""
-    if args.fsdp:
-        fsdp_shard(policy.model, args)
-        with torch.no_grad():  # FSDP finds its root on the first forward, which sampling's would not be
-            eos = torch.tensor([[policy.eos]], device=next(policy.model.parameters()).device)
-            token_logprobs(policy.model, policy, [policy.encode(example)], eos, torch.ones_like(eos), args)
-    elif world() > 1:
-        policy.ddp = torch.nn.parallel.DistributedDataParallel(policy.model)
 
 
 def full_state(model: torch.nn.Module, rank0_only: bool = True) -> dict:
@@ -884,20 +1161,27 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def load_training_state(model, opt, state: dict) -> None:
-    """Weights, optimiser and this rank's RNGs as the checkpoint has them (FSDP cuts out its shards)."""
+def restore(state: dict | None, model, opt, run: dict, **objects) -> dict:
+    """A loop's state at its start: `run` as given, or, with a checkpoint (--resume), the weights, optimiser,
+    `objects` (scheduler, sampler: anything with load_state_dict), this rank's RNGs and `run`'s values as
+    they were after the checkpoint's step (FSDP cuts out its shards)."""
+    if state is None:
+        return run
     from torch.distributed.checkpoint.state_dict import StateDictOptions, set_state_dict
     set_state_dict(model, opt, model_state_dict=state["model"], optim_state_dict=state["optimizer"],
                    options=StateDictOptions(full_state_dict=True))
+    for name, obj in objects.items():
+        obj.load_state_dict(state[name])
     set_rng_state(state["rng"][rank()])
+    return {k: state[k] for k in run}
 
 
-def end_of_step(args: Args, model, opt, metrics_file, step: int, last: bool = False, **loop_state) -> None:
-    """After `step` steps, every --save-every steps, at the last step and when a signal asked to stop: write
-    checkpoint.pt, all it takes to go on exactly (weights, optimiser, every rank's RNGs, the loop's state,
-    the length of metrics.jsonl). Tensors, lists and numbers only, so it loads with weights_only=True;
-    written under a temporary name and then renamed, so never half-written. Then stop, if asked to."""
+def end_of_step(args: Args, model, opt, metrics_file, run: dict, last: bool = False, **objects) -> None:
+    """After each step: every --save-every steps, at the last step and when a signal asked to stop, write
+    checkpoint.pt, all it takes to go on exactly: weights, optimiser, `objects`' state dicts, every rank's
+    RNGs, the loop's `run` values and the length of metrics.jsonl. Then stop, if asked to."""
     stop = all_sum(torch.tensor(float(len(STOP)))).item() > 0  # the ranks stop together
+    step = run["step"]
     if args.out and (stop or last or args.save_every and step % args.save_every == 0):  # no --out: from Python
         from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict
         weights, optimiser = get_state_dict(model, opt, options=StateDictOptions(full_state_dict=True,
@@ -905,245 +1189,16 @@ def end_of_step(args: Args, model, opt, metrics_file, step: int, last: bool = Fa
         name, keys, *rest = np.random.get_state()
         rng = dict(python=random.getstate(), numpy=[name, keys.tolist(), *rest], torch=torch.get_rng_state(),
                    cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [])
-        state = dict(loop_state, step=step, model=weights, optimizer=optimiser, rng=gather(rng),
-                     metrics_bytes=metrics_file.tell())
-        if rank() == 0:
+        # tensors, lists and numbers only, so it loads with weights_only=True
+        state = dict(run, **{k: obj.state_dict() for k, obj in objects.items()}, model=weights,
+                     optimizer=optimiser, rng=gather(rng), metrics_bytes=metrics_file.tell())
+        if rank() == 0:  # under a temporary name, then renamed: never half-written
             torch.save(state, os.path.join(args.out, "checkpoint.tmp"))
             os.replace(os.path.join(args.out, "checkpoint.tmp"), os.path.join(args.out, "checkpoint.pt"))
     if stop:
         print(f"stopped after step {step}; continue with --resume {args.out} and the same flags", file=sys.stderr)
         raise SystemExit(130)
 
-
-# ----------------------------------------------------------------------------------------------------
-# Training loops
-
-
-def set_seed(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
-def cosine_lr(step: int, total: int, warmup_frac: float = 0.1) -> float:
-    """Multiplier of the peak lr: linear warm-up over the first 10% of steps, then cosine to 0."""
-    warmup = max(1, int(warmup_frac * total))
-    if step < warmup:
-        return (step + 1) / warmup
-    return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
-
-
-def log(metrics_file, metrics: dict) -> None:
-    metrics_file.write(json.dumps(metrics) + "\n")
-    metrics_file.flush()
-
-
-def progress(items, desc: str, **kwargs):
-    return tqdm(items, desc=desc, dynamic_ncols=True, disable=rank() > 0, **kwargs)  # rank 0 shows progress
-
-
-def micro_batches(n_prompts: int, group: int, micro_batch: int) -> list[tuple[int, int]]:
-    """Prompt ranges (a, b) of about --micro-batch sequences each, whole groups; 0 = everything at once."""
-    per_part = max(1, micro_batch // group) if micro_batch else n_prompts
-    return [(a, min(n_prompts, a + per_part)) for a in range(0, n_prompts, per_part)]
-
-
-def optimise(net, opt, mask: torch.Tensor, group: int, loss_fn, micro_batch: int = 0,
-             per_seq: bool = False) -> tuple[float, dict, float, bool]:
-    """One optimiser step on this rank's share of a batch, whole groups at a time (--micro-batch sequences per
-    backward), gradient norm clipped to 1. loss_fn(a, b) gives the mean loss over the completion tokens of
-    prompts a..b (over their sequences if per_seq) and stats. Each part weighs its share of the GLOBAL count,
-    times K since DDP and FSDP average the K ranks' gradients: K ranks take exactly one process's step on the
-    whole batch. A non-finite loss or gradient skips the step. Returns loss, stats, grad_norm (over all
-    ranks) and whether it stepped."""
-    count = (lambda m: m.new_tensor(float(len(m)))) if per_seq else (lambda m: m.sum())
-    total = all_sum(count(mask))
-    n_prompts = len(mask) // group
-    net.train()  # however the run started (from_pretrained returns eval mode): checkpointing needs it
-    loss_sum, stats_sum = 0.0, Counter()
-    for a, b in micro_batches(n_prompts, group, micro_batch):
-        last = b == n_prompts  # DDP: all-reduce the gradients once, after the last micro-batch
-        with net.no_sync() if hasattr(net, "no_sync") and not last else contextlib.nullcontext():
-            loss, stats = loss_fn(a, b)
-            share = float(count(mask[a * group:b * group]) / total)
-            (loss * (share * world())).backward()
-        loss_sum += loss.item() * share
-        stats_sum.update({k: v * share for k, v in stats.items()})
-    loss_sum, *values = all_sum(torch.tensor([loss_sum, *stats_sum.values()], dtype=torch.float64)).tolist()
-    grad_norm = torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
-    grad_norm = grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm  # FSDP: a DTensor
-    stepped = bool(torch.isfinite(grad_norm)) and math.isfinite(loss_sum)
-    if stepped:
-        opt.step()
-    opt.zero_grad(set_to_none=True)
-    return loss_sum, dict(zip(stats_sum, values)), grad_norm.item(), stepped
-
-
-def sft(policy: Policy, examples: list[Example], args: Args, metrics_file, state: dict | None = None) -> None:
-    """Cold-start SFT: cross-entropy on the assistant tokens (rationale + end-of-turn) only.
-    `state`: a checkpoint to continue from (--resume)."""
-    model, net, device = policy.model, policy.ddp or policy.model, next(policy.model.parameters()).device
-    targets = [policy.tokenizer(ex.rationale, add_special_tokens=False)["input_ids"] + [policy.eos] for ex in examples]
-    opt = torch.optim.AdamW(model.parameters(), lr=args.sft_lr, weight_decay=0.0)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: cosine_lr(s, args.sft_steps))
-    order, pos, start = np.random.permutation(len(examples)), 0, 0
-    if state:  # --resume: continue the interrupted SFT where it stopped
-        load_training_state(model, opt, state)
-        sched.load_state_dict(state["scheduler"])
-        order, pos, start = np.array(state["order"]), state["pos"], state["step"]
-
-    sft_args = dataclasses.replace(args, temperature=1.0)  # cross-entropy on the model's own distribution
-    for step in (bar := progress(range(start, args.sft_steps), "sft")):
-        if pos + args.sft_batch > len(order):  # a new shuffled epoch
-            order, pos = np.random.permutation(len(examples)), 0
-        rows, pos = shard(order[pos:pos + args.sft_batch].tolist()), pos + args.sft_batch  # this rank's share
-        t0 = time.time()
-        prompts, width = [policy.encode(examples[i]) for i in rows], max(len(targets[i]) for i in rows)
-        ids = torch.tensor([targets[i] + [policy.pad] * (width - len(targets[i])) for i in rows], device=device)
-        mask = completion_mask(ids, policy.eos)  # each target ends with its end-of-turn
-
-        def nll(a, b):  # token-mean cross-entropy of examples a..b
-            logp = token_logprobs(net, policy, prompts[a:b], ids[a:b], mask[a:b], sft_args)
-            return -(logp * mask[a:b]).sum() / mask[a:b].sum().clamp(min=1), {}
-        loss, _, grad_norm, _ = optimise(net, opt, mask, 1, nll, args.micro_batch)
-        sched.step()
-        bar.set_postfix(loss=f"{loss:.3f}")
-        log(metrics_file, {"stage": "sft", "step": step, "sft/loss": loss, "sft/grad_norm": grad_norm,
-                           "sft/lr": sched.get_last_lr()[0], "perf/step_s": time.time() - t0})
-        end_of_step(args, model, opt, metrics_file, step + 1, step + 1 == args.sft_steps, stage="sft",
-                    scheduler=sched.state_dict(), order=order.tolist(), pos=pos)
-
-
-@torch.no_grad()
-def evaluate(policy: Policy, examples: list[Example], args: Args, desc: str = "eval") -> dict[str, float]:
-    """Greedy decoding on the held-out split: accuracy overall and per family, format rate."""
-    correct, formats, mine = [], [], shard(examples)  # each rank decodes its share
-    for s in progress(range(0, len(mine), 64), desc, leave=False):
-        ro = rollout(policy, mine[s:s + 64], args, group=1, greedy=True)
-        correct += ro.correct.tolist()
-        formats += ro.formats.tolist()
-    correct, formats = (sum(x, [])[:len(examples)] for x in zip(*gather((correct, formats))))  # drop padding
-    result = {"eval/accuracy": float(np.mean(correct)), "eval/format": float(np.mean(formats))}
-    for fam in sorted({e.family for e in examples}):
-        result[f"eval/accuracy_{fam}"] = float(np.mean([c for c, e in zip(correct, examples) if e.family == fam]))
-    return result
-
-
-def blind_baseline(train: list[Example], test: list[Example]) -> float:
-    """Answer each distinct question with its most common training answer: what ignoring the image gets."""
-    by_question = defaultdict(Counter)
-    for ex in train:
-        by_question[ex.question][normalise(ex.answer)] += 1
-    overall = Counter(normalise(ex.answer) for ex in train).most_common(1)[0][0]
-    guess = {q: c.most_common(1)[0][0] for q, c in by_question.items()}
-    return float(np.mean([guess.get(ex.question, overall) == normalise(ex.answer) for ex in test]))
-
-
-@torch.no_grad()
-def score_pool(policy: Policy, pool: list[Example], sampler: vas.VarianceAwareSampler, args: Args) -> None:
-    """VAS: N rollouts per prompt of the pool -> pass rate, diversity -> VPS (Algorithm 1, line 3)."""
-    correct, responses, mine = [], [], shard(pool)  # each rank scores its share
-    chunk = max(1, 256 // args.num_scoring)
-    for s in progress(range(0, len(mine), chunk), "vas scoring", leave=False):
-        ro = rollout(policy, mine[s:s + chunk], args, group=args.num_scoring)
-        correct += ro.correct.view(-1, args.num_scoring).tolist()
-        responses += _responses(ro.completions, policy, args.num_scoring)
-    correct, responses = (sum(x, [])[:len(pool)] for x in zip(*gather((correct, responses))))  # drop padding
-    sampler.score_pool(np.array(correct), responses)
-
-
-def _responses(completions: list[list[int]], policy: Policy, group: int) -> list[list[list[int]]]:
-    """Group completions per prompt, dropping the end-of-turn: diversity is measured on real tokens only."""
-    clean = [[t for t in c if t not in (policy.eos, policy.pad)] for c in completions]
-    return [clean[i:i + group] for i in range(0, len(clean), group)]
-
-
-def grpo_update(policy: Policy, ref, opt, ro: Rollouts, adv: torch.Tensor, args: Args) -> tuple[float, dict, float, int, float]:
-    """GRPO's update on this rank's rollouts: --update-epochs optimiser steps on the clipped surrogate plus
-    the KL to pi_ref. pi_old is what the sampler drew with. Returns the last step's loss, stats and
-    grad_norm, how many steps were skipped, and the seconds the reference pass took."""
-    net, G = policy.ddp or policy.model, args.group_size
-    t0 = time.time()
-    with torch.no_grad():  # in micro-batches too: the logits over the vocabulary are the largest tensor
-        ref_logp = torch.cat([token_logprobs(ref, policy, ro.prompts[a:b], ro.completion_ids[a * G:b * G],
-                                             ro.mask[a * G:b * G], args)
-                              for a, b in micro_batches(len(ro.prompts), G, args.micro_batch)]) if ref else None
-    ref_s = time.time() - t0
-
-    def surrogate(a, b):  # GRPO: the groups of prompts a..b, cut to their longest real completion
-        rows, c = slice(a * G, b * G), int(ro.mask[a * G:b * G].sum(1).max())
-        mask = ro.mask[rows, :c]  # (b*G, c)
-        logp = token_logprobs(net, policy, ro.prompts[a:b], ro.completion_ids[rows, :c], mask, args)
-        return grpo_loss(logp, ro.logp[rows, :c], ref_logp[rows, :c] if ref else None, adv[rows], mask,
-                         args.clip_low, args.clip_high, args.kl_coef, args.seq_mean)
-
-    skipped = 0
-    for _ in range(args.update_epochs):
-        loss, stats, grad_norm, stepped = optimise(net, opt, ro.mask, G, surrogate, args.micro_batch, args.seq_mean)
-        skipped += not stepped  # a non-finite loss or gradient: the step is skipped, training goes on
-    return loss, stats, grad_norm, skipped, ref_s
-
-
-def rl(policy: Policy, pool: list[Example], test: list[Example], args: Args, metrics_file,
-       state: dict | None = None) -> list[dict]:
-    """GRPO, with prompts drawn by VAS (--vas) or by uniform shuffle; returns the evaluations made.
-    `state`: a checkpoint to continue from (--resume); `policy` is then the policy as RL began (pi_ref)."""
-    model, G = policy.model, args.group_size
-    ref = frozen_copy(model, args) if args.kl_coef > 0 else None  # frozen pi_ref
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=args.rl_lr,
-                            weight_decay=args.weight_decay)
-    # lambda = 0 draws every prompt from the epoch shuffle: exactly the uniform baseline
-    sampler = vas.VarianceAwareSampler(len(pool), args.prompts_per_step, args.mixture_ratio if args.vas else 0.0,
-                                       seed=args.seed, alpha=args.alpha, beta=args.beta, diversity=args.diversity)
-    evals, skipped, refresh_s, start = [], 0, 0.0, 0
-    if state:  # --resume: weights, optimiser, sampler and RNGs as they were after step `start`
-        load_training_state(model, opt, state)
-        sampler.load_state_dict(state["sampler"])
-        skipped, refresh_s, start = state["skipped"], state["refresh_s"], state["step"]
-    for step in (bar := progress(range(start, args.rl_steps), "rl")):
-        metrics = {"stage": "rl", "step": step}
-        if args.vas and (step == 0 or args.refresh_every and step % args.refresh_every == 0):
-            t0 = time.time()
-            score_pool(policy, pool, sampler, args)  # VAS: re-score the pool every T_update steps
-            metrics["vas/refresh_s"] = time.time() - t0
-            refresh_s += metrics["vas/refresh_s"]
-        t0 = time.time()
-        batch_ids = sampler.next_batch()  # VAS: floor(lambda*B) by VPS, the rest uniform; the same on all ranks
-        ro = rollout(policy, [pool[i] for i in shard(batch_ids)], args, group=G)  # this rank's whole groups
-        sample_s = time.time() - t0
-        mask = ro.mask  # (B*G, C)
-        adv = group_advantages(ro.rewards, G, scale_std=args.scale_std).to(mask.device)  # GRPO: (B*G,)
-        loss, stats, grad_norm, n_skipped, ref_s = grpo_update(policy, ref, opt, ro, adv, args)
-        skipped += n_skipped
-        # every rank needs every outcome: the VAS sampler must stay the same on all of them
-        outcomes = gather((ro.rewards, ro.correct, ro.formats, _responses(ro.completions, policy, G)))
-        rewards, correct, formats = (torch.cat(x) for x in list(zip(*outcomes))[:3])
-        if args.vas and args.vas_online:  # VAS (beyond the paper): free re-scoring from training rollouts
-            sampler.update(batch_ids, correct.view(-1, G).numpy(), sum((o[3] for o in outcomes), []))
-        zero_std = (rewards.view(-1, G).std(1) == 0).float().mean().item()
-        n_tokens = int(all_sum(mask.sum()).item())
-        metrics.update({"train/loss": loss, "train/grad_norm": grad_norm,
-                        "train/clip_frac": stats["clip_frac"], "train/kl": stats["kl"],
-                        "train/ratio": stats["ratio"], "train/skipped_steps": skipped,
-                        "reward/mean": rewards.mean().item(), "reward/accuracy": correct.mean().item(),
-                        "reward/format": formats.mean().item(), "reward/zero_std_frac": zero_std,
-                        "reward/completion_len": n_tokens / len(rewards),
-                        "vas/vps_mean": float(np.mean(sampler.scores)), "vas/refresh_s_total": refresh_s,
-                        "perf/step_s": time.time() - t0, "perf/sample_s": sample_s, "perf/ref_s": ref_s,
-                        "perf/update_s": time.time() - t0 - sample_s - ref_s,
-                        "perf/rollout_tokens_per_s": n_tokens / sample_s})
-        if args.eval_every and (step + 1) % args.eval_every == 0 or step + 1 == args.rl_steps:
-            metrics.update(evaluate(policy, test, args))
-            evals.append({"step": step + 1, **{k: v for k, v in metrics.items() if k.startswith("eval/")}})
-        log(metrics_file, metrics)
-        bar.set_postfix(acc=f"{metrics['reward/accuracy']:.2f}", zero_std=f"{zero_std:.2f}")
-        end_of_step(args, model, opt, metrics_file, step + 1, step + 1 == args.rl_steps, stage="rl",
-                    sampler=sampler.state_dict(), skipped=skipped, refresh_s=refresh_s)
-    return evals
-
-
-# ----------------------------------------------------------------------------------------------------
-# Main
 
 # flags a continued run may change: how long it runs, how often it logs and saves, where and on what
 MAY_DIFFER_ON_RESUME = ("out", "resume", "rl_steps", "eval_every", "save_every", "device", "micro_batch",
@@ -1152,11 +1207,12 @@ MAY_DIFFER_ON_RESUME = ("out", "resume", "rl_steps", "eval_every", "save_every",
 
 def open_run_dir(args: Args) -> dict | None:
     """The checkpoint to resume from, if any. Before anything is written, refuses to start a run where one
-    is already, or to resume a run with flags other than its own."""
+    is already, or to resume a run with flags other than its own or with another number of processes."""
     path, ckpt = os.path.join(args.out, "args.json"), os.path.join(args.out, "checkpoint.pt")
     if not os.path.exists(path):
         if args.resume:
-            raise SystemExit(f"--resume {args.out}: no args.json there, so no run to continue; pass a run's directory")
+            raise SystemExit(f"--resume {args.out}: no args.json there, so no run to continue; "
+                             "pass a run's directory")
         return None
     saved, now = json.load(open(path)), dataclasses.asdict(args)
     diff = ", ".join(f"--{k.replace('_', '-')} {saved.get(k)!r} there, {now[k]!r} now" for k in now
@@ -1164,8 +1220,9 @@ def open_run_dir(args: Args) -> dict | None:
     if diff and args.resume:
         raise SystemExit(f"--resume {args.out}: that run had other flags ({diff}); resume it with its own flags")
     if not args.resume:
-        raise SystemExit(f"--out {args.out} holds a {'different ' * bool(diff)}run{f' ({diff})' * bool(diff)}; "
-                         f"continue it with --resume {args.out}, or choose another --out")
+        held = f"a different run ({diff})" if diff else "a run"
+        raise SystemExit(f"--out {args.out} holds {held}; continue it with --resume {args.out}, "
+                         "or choose another --out")
     state = torch.load(ckpt, weights_only=True, mmap=True) if os.path.exists(ckpt) else None
     if state and len(state["rng"]) != world():
         raise SystemExit(f"--resume {args.out}: it ran as {len(state['rng'])} processes; resume it with as many "
@@ -1173,87 +1230,39 @@ def open_run_dir(args: Args) -> dict | None:
     return state
 
 
-def main(argv: list[str] | None = None) -> dict:
-    args = parse_args(argv)
-    t_start = time.time()
-    splits = load_data(args.data) if args.data else toy_splits(args)
-    if args.export_data:
-        export_data(splits, args.export_data)
-        print(f"wrote {sum(map(len, splits.values()))} examples to {args.export_data}")
-        return {}
-    args.out = args.resume or args.out or os.path.join("runs", time.strftime("%Y%m%d-%H%M%S"))
-    device = setup_device(args)
-    ckpt = open_run_dir(args)
-    stage, sft_dir = ckpt["stage"] if ckpt else "", os.path.join(args.out, "sft")
-    sft_done = bool(args.resume) and os.path.isdir(sft_dir)  # then RL starts from the run's SFT checkpoint
-    set_seed(args.seed)
-    policy = load_policy(dataclasses.replace(args, init_from=sft_dir) if sft_done else args,
-                         [e.question + " " + e.rationale for s in splits.values() for e in s])
-    if world() > 1:  # the model above is the same on every rank, the sampling noise must not be
-        torch.manual_seed(args.seed + rank())
-    policy.model.to(device)
-    if args.grad_checkpointing:
-        policy.model.gradient_checkpointing_enable()
-    if args.freeze_vision:
-        policy.model.model.visual.requires_grad_(False)
-    summary = {"model/parameters": sum(p.numel() for p in policy.model.parameters()),
-               "eval/blind_baseline": blind_baseline(splits["sft"], splits["test"])}
-    parallelize(policy, args, splits["test"][0])
-    metrics_path = os.path.join(args.out, "metrics.jsonl") if rank() == 0 else os.devnull  # rank 0 writes
-    if rank() == 0:
-        os.makedirs(args.out, exist_ok=True)
-        json.dump(dataclasses.asdict(args), open(os.path.join(args.out, "args.json"), "w"), indent=1)
-        with open(metrics_path, "a") as f:  # a resumed run writes what followed its checkpoint again
-            f.truncate(ckpt["metrics_bytes"] if ckpt else 0)
-    with stop_on_signal(), open(metrics_path, "a") as metrics_file:
-        t0 = time.time()
-        if args.sft_steps and not args.init_from and not sft_done:
-            sft(policy, splits["sft"], args, metrics_file, state=ckpt if stage == "sft" else None)
-            policy.save(sft_dir)
-        elif stage == "sft":  # SFT had ended: RL begins from the random state it had then
-            set_rng_state(ckpt["rng"][rank()])
-        summary["time/sft_s"] = time.time() - t0
-        if stage == "rl":  # the evaluation after SFT is in metrics.jsonl already
-            after_sft = last_eval(args.out, "sft_done")
-        else:
-            after_sft = evaluate(policy, splits["test"], args, desc="eval after sft")
-            log(metrics_file, {"stage": "sft_done", **after_sft})
-        summary.update({k.replace("eval/accuracy", "eval/accuracy_after_sft"): v for k, v in after_sft.items()
-                        if k.startswith("eval/accuracy")})
-        t0 = time.time()
-        if args.rl_steps:
-            rl(policy, splits["rl"], splits["test"], args, metrics_file, state=ckpt if stage == "rl" else None)
-            after_rl = last_eval(args.out, "rl") if rank() == 0 else {}  # also when a finished run is resumed
-            summary.update({k.replace("eval/accuracy", "eval/accuracy_after_rl"): v
-                            for k, v in after_rl.items() if k.startswith("eval/accuracy")})
-        summary["time/rl_s"] = time.time() - t0
-    policy.save(os.path.join(args.out, "final"))
-    summary["time/total_s"] = time.time() - t_start
-    summary["memory/peak_rss_mb"] = _peak_rss_mb()
-    if rank() == 0:
-        json.dump(summary, open(os.path.join(args.out, "summary.json"), "w"), indent=1)
-        print_summary(summary, args.out)
-    if dist.is_initialized():
-        dist.destroy_process_group()
-    return summary
+def open_metrics(args: Args, ckpt: dict | None):
+    """metrics.jsonl, opened to append; rank 0 writes, with args.json. A resumed run cuts it back to where its
+    checkpoint was written and writes what followed again."""
+    if rank() > 0:
+        return open(os.devnull, "a")
+    os.makedirs(args.out, exist_ok=True)
+    json.dump(dataclasses.asdict(args), open(os.path.join(args.out, "args.json"), "w"), indent=1)
+    path = os.path.join(args.out, "metrics.jsonl")
+    with open(path, "a") as f:
+        f.truncate(ckpt["metrics_bytes"] if ckpt else 0)
+    return open(path, "a")
+
+
+def log(metrics_file, metrics: dict) -> None:
+    metrics_file.write(json.dumps(metrics) + "\n")
+    metrics_file.flush()
 
 
 def last_eval(out: str, stage: str) -> dict:
-    """The newest evaluation of `stage` in metrics.jsonl: a resumed run finds the ones made before it there."""
+    """The newest evaluation of `stage` in metrics.jsonl, made in this run or before a --resume."""
+    if rank() > 0:
+        return {}
     rows = [json.loads(line) for line in open(os.path.join(out, "metrics.jsonl")) if f'"{stage}"' in line]
     return next((r for r in reversed(rows) if "eval/accuracy" in r), {})
 
 
-def _peak_rss_mb() -> float:
+def progress(items, desc: str, **kwargs):
+    return tqdm(items, desc=desc, dynamic_ncols=True, disable=rank() > 0, **kwargs)  # rank 0 shows progress
+
+
+def peak_rss_mb() -> float:
     import resource
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
-
-
-def print_summary(summary: dict, out: str) -> None:
-    print(f"\n{'metric':<40} value")
-    for k, v in summary.items():
-        print(f"{k:<40} {v:.3f}" if isinstance(v, float) else f"{k:<40} {v}")
-    print(f"\nwrote {out}/metrics.jsonl, summary.json, final/ (load with --init-from {out}/final)")
 
 
 if __name__ == "__main__":

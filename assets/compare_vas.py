@@ -104,17 +104,34 @@ def plot(results: dict, path: str) -> None:
     plt.close(fig)
 
 
+# Student's t, 97.5% quantile, by degrees of freedom (1..10; beyond 10 the normal's 1.96 is within 0.27)
+T975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228]
+
+
+def difference(acc: np.ndarray, base: np.ndarray) -> str:
+    """mean(acc) - mean(base) with a 95% Welch t interval (different seeds, unequal variances), in points."""
+    if len(acc) < 2 or len(base) < 2:
+        return "-"
+    va, vb = acc.var(ddof=1) / len(acc), base.var(ddof=1) / len(base)
+    df = (va + vb) ** 2 / (va ** 2 / (len(acc) - 1) + vb ** 2 / (len(base) - 1)) if va + vb > 0 else 1e9
+    half = (T975[int(df) - 1] if df < 11 else 1.96) * np.sqrt(va + vb)
+    d = acc.mean() - base.mean()
+    return f"{d:+.1f} [{d - half:+.1f}, {d + half:+.1f}]"
+
+
 def table(results: dict, sft_accuracy: float, command: str, wall_s: float, compute_s: float) -> str:
     lines = [f"Held-out accuracy of the shared SFT checkpoint: {100 * sft_accuracy:.1f}%. Means over RL steps "
              "for grad norm, clip fraction and zero-variance fraction; std over seeds with n - 1.", "",
-             "| arm | held-out acc after RL | per seed | grad norm | clip frac | zero-var frac "
-             "| VAS scoring s | VAS overhead | RL wall s |", "|" + " --- |" * 9]
+             "| arm | held-out acc after RL | per seed | vs uniform, 95% interval | grad norm | clip frac "
+             "| zero-var frac | VAS scoring s | VAS overhead | RL wall s |", "|" + " --- |" * 10]
+    final = {arm: np.array([100 * r["final_accuracy"] for r in seeds.values()]) for arm, seeds in results.items()}
     for arm, seeds in results.items():
-        acc = np.array([100 * r["final_accuracy"] for r in seeds.values()])
+        acc = final[arm]
+        versus = difference(acc, final["uniform"]) if "uniform" in final and arm != "uniform" else "-"
         mean = {k: np.mean([r[k] for r in seeds.values()]) for k in next(iter(seeds.values())) if k not in
                 ("eval_steps", "eval_accuracy", "curves")}
         std = acc.std(ddof=1) if len(acc) > 1 else 0.0
-        lines.append(f"| {arm} | {acc.mean():.1f} ± {std:.1f}% | {', '.join(f'{a:.1f}' for a in acc)} "
+        lines.append(f"| {arm} | {acc.mean():.1f} ± {std:.1f}% | {', '.join(f'{a:.1f}' for a in acc)} | {versus} "
                      f"| {mean['grad_norm']:.3f} | {mean['clip_frac']:.4f} | {mean['zero_std_frac']:.3f} "
                      f"| {mean['vas_s']:.1f} | {mean['overhead_pct']:.1f}% | {mean['rl_s']:.0f} |")
     lines += ["", f"Regenerate: `{command}`", "",

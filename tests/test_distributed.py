@@ -1,5 +1,5 @@
 """torchrun on the CPU (gloo): 2 processes take the same GRPO steps as 1 process on the same global batch,
-with DDP and with FSDP2; checkpoints round-trip exactly; the command line runs end to end under torchrun.
+with replicated weights (gradients all-reduced) and with FSDP2; checkpoints round-trip exactly; the command line runs end to end under torchrun.
 
 Run as a script by torchrun, this file is the 2-process side of the comparison:
     python -m torch.distributed.run --nproc_per_node 2 tests/test_distributed.py OUT_DIR
@@ -25,14 +25,15 @@ ARGV = ["--image-size", "56", "--group-size", str(G), "--prompts-per-step", str(
 
 def grpo_steps(out: str, fsdp: bool = False) -> dict:
     """Two GRPO steps of the tiny model on one fixed batch (4 prompts x G = 2, completions of 2..5 tokens)
-    through the trainer's own code: shard() gives each rank whole groups, DDP or FSDP averages gradients,
+    through the trainer's own code: shard() gives each rank whole groups, an all-reduce (replicated weights)
+    or FSDP averages gradients,
     the loss is normalised by the global token count. The second step is off pi_ref, so the KL counts.
     Then a checkpoint round trip: a third step taken after loading it equals the one taken before."""
     args = mmr1.parse_args(ARGV + ["--fsdp"] * fsdp + ["--out", out])
     examples = mmr1.make_geometry_dataset(PROMPTS, seed=1, size=56)
     mmr1.set_seed(0)
     policy = mmr1.load_policy(args, [e.question + " " + e.rationale for e in examples])
-    mmr1.parallelize(policy, args, examples[0])
+    mmr1.prepare(policy, args, "cpu", examples[0])
     ref = mmr1.frozen_copy(policy.model, args)
     opt = torch.optim.AdamW(policy.model.parameters(), lr=args.rl_lr)
     mine = mmr1.shard(list(range(PROMPTS)))  # this rank's prompts, whole groups
@@ -45,17 +46,17 @@ def grpo_steps(out: str, fsdp: bool = False) -> dict:
         old = mmr1.token_logprobs(policy.model, policy, prompts, ids, mask, args)  # on-policy: pi_old = pi
     batch = mmr1.Rollouts(prompts, ids, mask, [completions[r] for r in rows], old * mask, [], rewards[rows],
                           rewards[rows], rewards[rows])
-    adv = mmr1.group_advantages(rewards[rows], G)
+    adv, ref_logp = mmr1.group_advantages(rewards[rows], G), mmr1.reference_logprobs(ref, policy, batch, args)
     start = {k: v.clone() for k, v in mmr1.full_state(policy.model).items()}
-    steps = [mmr1.grpo_update(policy, ref, opt, batch, adv, args) for _ in range(2)]
+    steps = [mmr1.grpo_update(policy, opt, batch, adv, ref_logp, args) for _ in range(2)]
     result = dict(loss=[s[0] for s in steps], kl=[s[1]["kl"] for s in steps], grad_norm=[s[2] for s in steps],
                   start=start, params={k: v.clone() for k, v in mmr1.full_state(policy.model).items()})
-    mmr1.end_of_step(args, policy.model, opt, io.StringIO(), step=2, last=True)  # writes checkpoint.pt
-    third = mmr1.grpo_update(policy, ref, opt, batch, adv, args)[:3]
+    mmr1.end_of_step(args, policy.model, opt, io.StringIO(), dict(step=2), last=True)  # writes checkpoint.pt
+    third = mmr1.grpo_update(policy, opt, batch, adv, ref_logp, args)[:3]
     if mmr1.world() > 1:
         torch.distributed.barrier()  # rank 0 has written the file
-    mmr1.load_training_state(policy.model, opt, torch.load(os.path.join(out, "checkpoint.pt"), weights_only=True))
-    result["resumed_equal"] = mmr1.grpo_update(policy, ref, opt, batch, adv, args)[:3] == third
+    mmr1.restore(torch.load(os.path.join(out, "checkpoint.pt"), weights_only=True), policy.model, opt, {})
+    result["resumed_equal"] = mmr1.grpo_update(policy, opt, batch, adv, ref_logp, args)[:3] == third
     return result
 
 
@@ -79,7 +80,7 @@ def one_process(tmp_path_factory):
         torch.set_num_threads(threads)
 
 
-@pytest.mark.parametrize("mode", ["ddp", "fsdp"])
+@pytest.mark.parametrize("mode", ["replicated", "fsdp"])
 def test_two_ranks_take_the_one_process_step(one_process, two_processes, mode):
     one, two = one_process, two_processes[mode]
     # the README's claim: loss, gradient norm and KL agree to a relative 2e-6 (thread counts pinned equal;
@@ -97,7 +98,7 @@ def test_two_ranks_take_the_one_process_step(one_process, two_processes, mode):
 
 if __name__ == "__main__":  # the torchrun side
     mmr1.setup_device(mmr1.parse_args(["--device", "cpu"]))
-    results = {"ddp": grpo_steps(sys.argv[1]), "fsdp": grpo_steps(sys.argv[1], fsdp=True)}
+    results = {"replicated": grpo_steps(sys.argv[1]), "fsdp": grpo_steps(sys.argv[1], fsdp=True)}
     if mmr1.rank() == 0:
         torch.save(results, os.path.join(sys.argv[1], "steps.pt"))
     torch.distributed.destroy_process_group()

@@ -185,7 +185,7 @@ def test_one_grpo_update_raises_the_rewarded_completion_and_lowers_the_penalised
     before, rewards = old.sum(1), torch.tensor([1.0, 0.0])
     ro = mmr1.Rollouts(prompts, ids, mask, [], old, [], rewards, rewards, rewards)
     opt = torch.optim.SGD(model.parameters(), lr=args.rl_lr)
-    mmr1.grpo_update(p, None, opt, ro, mmr1.group_advantages(rewards, 2), args)
+    mmr1.grpo_update(p, opt, ro, mmr1.group_advantages(rewards, 2), None, args)
     with torch.no_grad():
         after = (mmr1.token_logprobs(model, p, prompts, ids, mask, args) * mask).sum(1)
     assert after[0] > before[0] + 1e-4 and after[1] < before[1] - 1e-4, (before.tolist(), after.tolist())
