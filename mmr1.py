@@ -5,9 +5,9 @@ Open Resources" (arXiv 2509.21268): a supervised cold start on chain-of-thought 
 (Shao et al., 2024) whose prompts are drawn by Variance-Aware Sampling (VAS, `vas.py`).
 
 Run it:
-    python mmr1.py                      # tiny Qwen2.5-VL from scratch on toy geometry, CPU, ~10 min
-    python mmr1.py --vas                # the same with Variance-Aware Sampling
+    python mmr1.py --vas                # tiny Qwen2.5-VL from scratch on toy geometry, 2 CPU cores, ~5 min
     python mmr1.py --model Qwen2.5-VL-3B --vas --data DIR   # the paper's 3B setting on one GPU
+    torchrun --nproc_per_node 8 mmr1.py --model Qwen2.5-VL-7B --vas --fsdp --data DIR
     python mmr1.py --help               # every flag, with the paper's symbol and value
 
 Deviations from the paper, and why:
@@ -23,6 +23,18 @@ Deviations from the paper, and why:
 5. The toy cold-start rationales come from a flawed teacher (`--teacher-error`): on "biggest shape"
    items it reasons right, then answers for the small shape, as distilled chain-of-thought errs, while
    the data's answer stays true: imitation copies the flaw, RL with a verifier can undo it.
+
+Sections, in file order:
+    Flags ........................ Args (one dataclass, parsed into argparse), the paper's presets
+    Toy geometry data ............ four families drawn with Pillow; MMR1's jsonl schema in and out
+    Model and tokenizer .......... the tiny Qwen2.5-VL, or a checkpoint; fp32 master weights
+    Prompt encoding .............. chat text, <|image_pad|> per merged patch, M-RoPE positions
+    Reward ....................... format + accuracy (Math-Verify for math answers)
+    Rollouts and log-probs ....... the KV-cache sampler; shared-prefix log-probs for training
+    GRPO ......................... group advantage, k3 KL, the clipped surrogate
+    Training loops ............... SFT, the GRPO update, RL with VAS (Algorithm 1), evaluation
+    Main ......................... the two stages, the summary
+    Plumbing ..................... torchrun / FSDP2, checkpoints and exact resume, logs
 """
 from __future__ import annotations
 
@@ -62,10 +74,10 @@ class Args:
     seed: int = 0  # seeds python, numpy and torch; the toy data has its own --data-seed
     out: str = ""  # output directory; default runs/<timestamp>
     device: str = "auto"  # "auto" (cuda if available), "cpu" or "cuda"
-    dtype: str = "float32"  # compute dtype: bfloat16 runs forward/backward under autocast on fp32 master weights
+    dtype: str = "float32"  # compute dtype; bfloat16 = autocast over fp32 master weights (the presets)
     init_from: str = ""  # start from this checkpoint (a run's sft/ or final/ directory) and skip SFT
     resume: str = ""  # continue the run in this directory exactly where its last checkpoint.pt left off
-    save_every: int = 50  # write checkpoint.pt every this many SFT and RL steps (also at the end and on Ctrl-C)
+    save_every: int = 50  # write checkpoint.pt every this many steps (also at the end and on Ctrl-C)
     fsdp: bool = False  # under torchrun: shard parameters with FSDP2 instead of replicating them with DDP
     # data
     data: str = ""  # read sft/rl/test.jsonl in MMR1's schema from this directory instead of toy data
@@ -75,7 +87,7 @@ class Args:
     num_rl: int = 256  # toy RL prompt pool (the paper: ~15k prompts)
     num_test: int = 450  # toy held-out test examples
     image_size: int = 112  # toy image side in pixels (112 px -> 16 image tokens)
-    min_pixels: int = 0  # images are resized to at least this many pixels; 0 = the model's own (the paper: 7056)
+    min_pixels: int = 0  # images resized to at least this many pixels; 0 = the model's own (the paper: 7056)
     max_pixels: int = 0  # ... and at most this many (the paper: 1048576, i.e. at most 1337 tokens); 0 = own
     teacher_error: float = 0.6  # share of "biggest shape" rationales whose teacher answers for the small one
     # model
@@ -120,8 +132,9 @@ PAPER_SETTINGS = dict(sft_lr=1e-5, rl_lr=1e-6, temperature=0.6, group_size=8, kl
                       clip_low=0.2, clip_high=0.2, max_new_tokens=4096, num_scoring=32,
                       refresh_every=35, dtype="bfloat16", grad_checkpointing=True, freeze_vision=True,
                       micro_batch=8, min_pixels=7056, max_pixels=1048576,
-                      # KV cache: 36 layers x 2 (K, V) x 2 heads x 128 x 2 B = 36 KB a token for 3B (57 KB for 7B);
-                      # 64 rollouts x (2048 + 4096) tokens = 14 GB (22 GB), beside 60 GB of fp32 weights and moments
+                      # KV cache: 36 layers x 2 (K, V) x 2 heads x 128 x 2 B = 36 KB a token for 3B (57 KB
+                      # for 7B); 64 rollouts x (2048 + 4096) tokens = 14 GB (22 GB), beside 60 GB of fp32
+                      # weights, gradients and moments
                       rollout_batch=64)
 
 
@@ -135,8 +148,8 @@ def parse_args(argv: list[str] | None = None) -> Args:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default,
                                 help=comments[f.name])
         else:
-            parser.add_argument(flag, type={"int": int, "float": float, "str": str}[f.type], default=f.default,
-                                help=comments[f.name])
+            kind = {"int": int, "float": float, "str": str}[f.type]
+            parser.add_argument(flag, type=kind, default=f.default, help=comments[f.name])
     args = parser.parse_args(argv)
     if args.model in PRESETS:  # a preset changes the defaults, then we parse again so flags win
         parser.set_defaults(**PAPER_SETTINGS)
@@ -163,8 +176,8 @@ def _check_args(parser: argparse.ArgumentParser, a: argparse.Namespace) -> None:
         (a.sft_lr > 0 and a.rl_lr > 0, "--sft-lr and --rl-lr must be > 0"),
         (min(a.sft_steps, a.rl_steps, a.refresh_every, a.eval_every, a.micro_batch, a.rollout_batch,
              a.save_every, a.min_pixels, a.max_pixels) >= 0,
-         "--sft-steps, --rl-steps, --refresh-every, --eval-every, --micro-batch, --rollout-batch, --save-every, "
-         "--min-pixels and --max-pixels must be >= 0"),
+         "--sft-steps, --rl-steps, --refresh-every, --eval-every, --micro-batch, --rollout-batch, "
+         "--save-every, --min-pixels and --max-pixels must be >= 0"),
         (not a.max_pixels or a.min_pixels <= a.max_pixels, "--min-pixels must be <= --max-pixels"),
         (min(a.sft_batch, a.prompts_per_step, a.max_new_tokens, a.update_epochs) >= 1,
          "--sft-batch, --prompts-per-step, --max-new-tokens and --update-epochs must be >= 1"),
@@ -178,8 +191,10 @@ def _check_args(parser: argparse.ArgumentParser, a: argparse.Namespace) -> None:
         (0 <= a.teacher_error <= 1, "--teacher-error must be in [0, 1]"),
         (min(a.num_sft, a.num_rl, a.num_test) >= 1, "--num-sft, --num-rl and --num-test must be >= 1"),
         (a.model in ("tiny", *PRESETS.values()) or "/" in a.model or os.path.isdir(a.model),
-         f"--model {a.model}: unknown; use tiny, {', '.join(PRESETS)}, a hub id (org/name) or a local directory"),
-        (not a.fsdp or "WORLD_SIZE" in os.environ, "--fsdp needs torchrun: torchrun --nproc_per_node K mmr1.py --fsdp"),
+         f"--model {a.model}: unknown; use tiny, {', '.join(PRESETS)}, a hub id (org/name) or a local "
+         "directory"),
+        (not a.fsdp or "WORLD_SIZE" in os.environ,
+         "--fsdp needs torchrun: torchrun --nproc_per_node K mmr1.py --fsdp"),
         (a.prompts_per_step % world == 0 and a.sft_batch % world == 0,
          f"--prompts-per-step and --sft-batch must be divisible by the {world} processes of torchrun"),
     ]
@@ -254,7 +269,7 @@ def _toy_example(idx: int, rng: random.Random, size: int, prefix: str, teacher_e
                 _draw(draw, rng.choice(list(SHAPES)), c[0], c[1], r, rng.choice(list(COLOURS)), 0)
         question, answer, difficulty = "How many shapes are there?", str(n), 1 + (n >= 3) + (n >= 5)
         think = f"Counting : {' , '.join(str(k) for k in range(1, n + 1))} . There are {n} ."
-    # the flawed teacher reasons right, then answers for the wrong shape: imitation copies that, a verifier does not
+    # the flawed teacher reasons right, then answers for the wrong shape: imitation copies it, a verifier not
     said = wrong if wrong and rng.random() < teacher_error else answer
     rationale = f"<think> {think} </think><answer> \\boxed{{{said}}} </answer>"
     return Example(f"{prefix}{idx}", img, question, answer, rationale, family, difficulty)
@@ -317,14 +332,16 @@ def load_data(data_dir: str) -> dict[str, list[Example]]:
                 images = [Image.open(os.path.join(data_dir, path)).convert("RGB")
                           for path in row.get("images") or [row.get("image")]]
                 if len(images) > 1 and row["problem"].count("<image>") not in (0, len(images)):
-                    raise ValueError(f"{row['problem'].count('<image>')} <image> placeholders for {len(images)} "
-                                     "images; give one per image, in order")
+                    raise ValueError(f"{row['problem'].count('<image>')} <image> placeholders for "
+                                     f"{len(images)} images; give one per image, in order")
             except Exception as e:  # one message for every way a row can be broken
                 raise SystemExit(f"{path}, line {line_no}: bad row ({e}); fix or remove it") from None
             # one image goes before the question; several go where their placeholders are
-            image, question = (images[0], row["problem"].replace("<image>", "").strip()) if len(images) == 1 else (
-                images, row["problem"].strip())
-            rationale = row.get("rationale") or f"<think> </think><answer> \\boxed{{{row['answer']}}} </answer>"
+            image, question = images, row["problem"].strip()
+            if len(images) == 1:
+                image, question = images[0], question.replace("<image>", "").strip()
+            boxed = f"<think> </think><answer> \\boxed{{{row['answer']}}} </answer>"
+            rationale = row.get("rationale") or boxed
             splits[name].append(Example(str(row.get("id", f"{name}-{line_no}")), image, question,
                                         str(row["answer"]), rationale, row.get("family", "all"),
                                         int(row.get("difficulty", 0))))
@@ -385,9 +402,12 @@ def build_tiny_model(tokenizer, image_size: int):
                          num_hidden_layers=TINY["layers"], num_attention_heads=heads, num_key_value_heads=2,
                          max_position_embeddings=1024, tie_word_embeddings=True,
                          # M-RoPE: head_dim/2 = 16 rotary frequencies split over (time, height, width)
-                         rope_parameters=dict(rope_type="default", rope_theta=10000.0, mrope_section=[4, 6, 6]),
-                         bos_token_id=None, eos_token_id=ids["<|im_end|>"], pad_token_id=ids["<|endoftext|>"]),
-        vision_config=dict(depth=TINY["vision_depth"], hidden_size=TINY["vision_hidden"], intermediate_size=2 * TINY["vision_hidden"], num_heads=4, out_hidden_size=hidden,
+                         rope_parameters=dict(rope_type="default", rope_theta=10000.0,
+                                              mrope_section=[4, 6, 6]),
+                         bos_token_id=None, eos_token_id=ids["<|im_end|>"],
+                         pad_token_id=ids["<|endoftext|>"]),
+        vision_config=dict(depth=TINY["vision_depth"], hidden_size=TINY["vision_hidden"],
+                           intermediate_size=2 * TINY["vision_hidden"], num_heads=4, out_hidden_size=hidden,
                            patch_size=14, spatial_merge_size=2, temporal_patch_size=2,
                            window_size=image_size, fullatt_block_indexes=[TINY["vision_depth"] - 1]),
         image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
@@ -439,7 +459,8 @@ def load_policy(args: Args, texts: list[str]) -> Policy:
     name = args.init_from or args.model
     if name == "tiny":
         tokenizer = build_tokenizer(texts)
-        model, processor = build_tiny_model(tokenizer, args.image_size), build_image_processor(args.image_size)
+        model = build_tiny_model(tokenizer, args.image_size)
+        processor = build_image_processor(args.image_size)
     else:
         try:
             # fp32 master weights whatever --dtype says: bf16 weights updated in place lose small updates
@@ -468,15 +489,16 @@ class Prompt:
     grid_thw: torch.Tensor  # (1, 3): grid_t, grid_h, grid_w in 14-px patches
 
 
-def encode_prompt(tokenizer, image_processor, image: Image.Image | list[Image.Image], question: str) -> Prompt:
+def encode_prompt(tokenizer, image_processor, image: Image.Image | list[Image.Image],
+                  question: str) -> Prompt:
     """One prompt for SFT, rollouts and evaluation alike (Qwen2.5-VL's chat format, by hand). Each image
     becomes <|vision_start|>, one <|image_pad|> per merged 2x2 patch block, <|vision_end|>, placed at its
     <image> in the question (before the question if it has none)."""
     images = image if isinstance(image, list) else [image]
     vision = image_processor(images=images, return_tensors="pt")
     grid = vision["image_grid_thw"]  # (images, 3)
-    blocks = [f"<|vision_start|>{'<|image_pad|>' * (int(g.prod()) // image_processor.merge_size ** 2)}<|vision_end|>"
-              for g in grid]
+    n_tokens = [int(g.prod()) // image_processor.merge_size ** 2 for g in grid]  # 2x2 patches -> one token
+    blocks = [f"<|vision_start|>{'<|image_pad|>' * n}<|vision_end|>" for n in n_tokens]
     pieces = (question if "<image>" in question else "<image>" * len(images) + question).split("<image>")
     user = pieces[0] + "".join(block + piece for block, piece in zip(blocks, pieces[1:]))
     text = (f"<|im_start|>system\n{SYSTEM_PROMPT}<|im_end|>\n<|im_start|>user\n{user}<|im_end|>\n"
@@ -501,7 +523,8 @@ def prompt_batch(policy: Policy, prompts: list[Prompt], device) -> dict[str, tor
     is_image = (ids == policy.model.config.image_token_id).int()  # (B, L)
     positions, _ = policy.model.model.get_rope_index(ids, is_image, grid, attention_mask=attn)  # (3, B, L)
     batch = dict(input_ids=ids, attention_mask=attn, position_ids=positions, image_grid_thw=grid,
-                 pixel_values=torch.cat([p.pixel_values for p in prompts]), next_position=positions.amax((0, 2)) + 1)
+                 pixel_values=torch.cat([p.pixel_values for p in prompts]),
+                 next_position=positions.amax((0, 2)) + 1)
     return {k: v.to(device) for k, v in batch.items()}
 
 
@@ -584,7 +607,7 @@ class Rollouts:
 
 
 def autocast(args: Args, device) -> contextlib.AbstractContextManager:
-    """--dtype bfloat16: matrix products in bf16, weights and their updates stay fp32 (torch's mixed precision)."""
+    """--dtype bfloat16: products in bf16, weights and their updates in fp32 (torch's mixed precision)."""
     return torch.autocast(torch.device(device).type, torch.bfloat16, enabled=args.dtype == "bfloat16")
 
 
@@ -636,7 +659,10 @@ def sample(policy: Policy, batch: dict, group: int, args: Args, greedy: bool = F
     tokens, logps = [], []
     for _ in range(args.max_new_tokens):
         logp_all = log_policy(logits, args, policy)  # (N, V)
-        token = logp_all.argmax(-1) if greedy else torch.multinomial(_top_p(logp_all.exp(), args.top_p), 1)[:, 0]
+        if greedy:
+            token = logp_all.argmax(-1)  # (N,)
+        else:
+            token = torch.multinomial(_top_p(logp_all.exp(), args.top_p), 1)[:, 0]  # (N,)
         token = token.masked_fill(done, policy.pad)  # a finished row only pads
         tokens.append(token)
         logps.append(logp_all.gather(-1, token[:, None])[:, 0])
@@ -644,8 +670,8 @@ def sample(policy: Policy, batch: dict, group: int, args: Args, greedy: bool = F
         if all_sum((~done).sum()).item() == 0:  # every row of every rank has ended (FSDP needs all ranks)
             break
         attn = torch.cat([attn, attn.new_ones(n, 1)], 1)
-        out = model(input_ids=token[:, None], attention_mask=attn, position_ids=position.view(1, n, 1).expand(3, n, 1),
-                    cache=out.cache, use_cache=True)
+        out = model(input_ids=token[:, None], attention_mask=attn, cache=out.cache, use_cache=True,
+                    position_ids=position.view(1, n, 1).expand(3, n, 1))  # text: one position, 3 axes
         logits, position = out.logits[:, -1], position + 1
     completions = torch.stack(tokens, 1)  # (N, C)
     mask = completion_mask(completions, policy.eos)  # (N, C)
@@ -653,7 +679,8 @@ def sample(policy: Policy, batch: dict, group: int, args: Args, greedy: bool = F
 
 
 @torch.no_grad()
-def rollout(policy: Policy, examples: list[Example], args: Args, group: int, greedy: bool = False) -> Rollouts:
+def rollout(policy: Policy, examples: list[Example], args: Args, group: int,
+            greedy: bool = False) -> Rollouts:
     """`group` completions per example, consecutive: rows p*group .. p*group+group-1 belong to example p.
     Sampled --rollout-batch sequences at a time (whole groups), padded to one width."""
     model, device = policy.model, next(policy.model.parameters()).device
@@ -666,8 +693,9 @@ def rollout(policy: Policy, examples: list[Example], args: Args, group: int, gre
                  for s in range(0, len(prompts), per_call)]
     model.train(was_training)
     width = max(part[0].shape[1] for part in parts)
-    completions, mask, logp = (torch.cat([torch.nn.functional.pad(part[i], (0, width - part[i].shape[1]), value=v)
-                                          for part in parts]) for i, v in ((0, policy.pad), (1, 0), (2, 0)))
+    pad = torch.nn.functional.pad  # each call's columns padded to the widest: ids, mask, log-probs
+    completions, mask, logp = (torch.cat([pad(p[i], (0, width - p[i].shape[1]), value=v) for p in parts])
+                               for i, v in ((0, policy.pad), (1, 0), (2, 0)))
     ids = [row[:int(m.sum())] for row, m in zip(completions.tolist(), mask)]
     texts = policy.tokenizer.batch_decode(ids, skip_special_tokens=True)
     answers = [ex.answer for ex in examples for _ in range(group)]
@@ -688,20 +716,21 @@ def token_logprobs(net, policy: Policy, prompts: list[Prompt], completions: torc
     group, (n, c) = len(completions) // len(prompts), completions.shape
     batch = prompt_batch(policy, prompts, device)
     attn = torch.cat([batch["attention_mask"].repeat_interleave(group, 0), mask.long()], 1)  # (N, L + C)
-    position = batch["next_position"].repeat_interleave(group)[:, None] + torch.arange(c, device=device)  # (N, C)
+    position = batch["next_position"].repeat_interleave(group)[:, None] + torch.arange(c, device=device)
     position = position.unsqueeze(0).expand(3, n, c)  # text: the same position on all three M-RoPE axes
-    shared = shared and not (args.grad_checkpointing and torch.is_grad_enabled())  # checkpointing drops caches
+    shared = shared and not (args.grad_checkpointing and torch.is_grad_enabled())  # checkpointing: no cache
     with autocast(args, device):
         if shared:
-            first = net(**{k: v for k, v in batch.items() if k != "next_position"}, use_cache=True, logits_to_keep=1)
+            inputs = {k: v for k, v in batch.items() if k != "next_position"}
+            first = net(**inputs, use_cache=True, logits_to_keep=1)
             first.cache.batch_repeat_interleave(group)
             rest = net(input_ids=completions, attention_mask=attn, position_ids=position, cache=first.cache)
-            logits = torch.cat([first.logits.repeat_interleave(group, 0), rest.logits[:, :-1]], 1)  # (N, C, V)
+            logits = torch.cat([first.logits.repeat_interleave(group, 0), rest.logits[:, :-1]], 1)  # (N,C,V)
         else:
             rows = prompt_batch(policy, [p for p in prompts for _ in range(group)], device)
             out = net(input_ids=torch.cat([rows["input_ids"], completions], 1), attention_mask=attn,
-                      position_ids=torch.cat([rows["position_ids"], position], 2), pixel_values=rows["pixel_values"],
-                      image_grid_thw=rows["image_grid_thw"], logits_to_keep=c + 1)
+                      position_ids=torch.cat([rows["position_ids"], position], 2), logits_to_keep=c + 1,
+                      pixel_values=rows["pixel_values"], image_grid_thw=rows["image_grid_thw"])
             logits = out.logits[:, :-1]  # (N, C, V): position t predicts token t + 1
     return log_policy(logits, args, policy).gather(-1, completions.unsqueeze(-1)).squeeze(-1)  # (N, C)
 
@@ -807,7 +836,8 @@ def sft(policy: Policy, examples: list[Example], args: Args, metrics_file, state
         run["pos"] += args.sft_batch
         t0 = time.time()
         prompts, width = [policy.encode(examples[i]) for i in rows], max(len(targets[i]) for i in rows)
-        ids = torch.tensor([targets[i] + [policy.pad] * (width - len(targets[i])) for i in rows], device=device)
+        ids = torch.tensor([targets[i] + [policy.pad] * (width - len(targets[i])) for i in rows],
+                           device=device)  # (B, C)
         mask = completion_mask(ids, policy.eos)  # (B, C) each target ends with its end-of-turn
         total, loss_sum = all_sum(mask.sum()), 0.0
         model.train()
@@ -869,9 +899,9 @@ def rl(policy: Policy, pool: list[Example], test: list[Example], args: Args, met
     ref = frozen_copy(model, args) if args.kl_coef > 0 else None  # pi_ref: the policy as RL begins
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=args.rl_lr,
                             weight_decay=args.weight_decay)
-    # lambda = 0 draws every prompt from the epoch shuffle: exactly the uniform baseline
-    sampler = vas.VarianceAwareSampler(len(pool), args.prompts_per_step, args.mixture_ratio if args.vas else 0.0,
-                                       seed=args.seed, alpha=args.alpha, beta=args.beta, diversity=args.diversity)
+    mixture = args.mixture_ratio if args.vas else 0.0  # lambda = 0: every prompt from the epoch shuffle
+    sampler = vas.VarianceAwareSampler(len(pool), args.prompts_per_step, mixture, seed=args.seed,
+                                       alpha=args.alpha, beta=args.beta, diversity=args.diversity)
     run = restore(state, model, opt, dict(step=0, skipped=0, refresh_s=0.0), sampler=sampler)
     for step in (bar := progress(range(run["step"], args.rl_steps), "rl")):
         metrics = {"stage": "rl", "step": step}
@@ -879,7 +909,7 @@ def rl(policy: Policy, pool: list[Example], test: list[Example], args: Args, met
             metrics["vas/refresh_s"] = score_pool(policy, pool, sampler, args)  # VAS: every T_update steps
             run["refresh_s"] += metrics["vas/refresh_s"]
         t0 = time.time()
-        batch_ids = sampler.next_batch()  # VAS: floor(lambda*B) by VPS, the rest uniform; the same on all ranks
+        batch_ids = sampler.next_batch()  # VAS: floor(lambda*B) by VPS, the rest uniform; same on every rank
         ro = rollout(policy, [pool[i] for i in shard(batch_ids)], args, group=G)  # G rewarded rollouts each
         t_sample = time.time()
         adv = group_advantages(ro.rewards, G, scale_std=args.scale_std).to(ro.mask.device)  # GRPO: (B*G,)
@@ -895,13 +925,16 @@ def rl(policy: Policy, pool: list[Example], test: list[Example], args: Args, met
             sampler.update(batch_ids, correct.view(-1, G).numpy(), [r for o in outcomes for r in o[3]])
         zero_std = (rewards.view(-1, G).std(1) == 0).float().mean().item()
         n_tokens = int(all_sum(ro.mask.sum()).item())
-        metrics.update({"train/loss": loss, "train/grad_norm": grad_norm, "train/skipped_steps": run["skipped"],
-                        **{f"train/{k}": v for k, v in stats.items()}, "reward/mean": rewards.mean().item(),
+        metrics.update({"train/loss": loss, "train/grad_norm": grad_norm,
+                        "train/skipped_steps": run["skipped"], **{f"train/{k}": v for k, v in stats.items()},
+                        "reward/mean": rewards.mean().item(),
                         "reward/accuracy": correct.mean().item(), "reward/format": formats.mean().item(),
                         "reward/zero_std_frac": zero_std, "reward/completion_len": n_tokens / len(rewards),
-                        "vas/vps_mean": float(np.mean(sampler.scores)), "vas/refresh_s_total": run["refresh_s"],
-                        "perf/step_s": time.time() - t0, "perf/sample_s": t_sample - t0, "perf/ref_s": t_ref - t_sample,
-                        "perf/update_s": time.time() - t_ref, "perf/rollout_tokens_per_s": n_tokens / (t_sample - t0)})
+                        "vas/vps_mean": float(np.mean(sampler.scores)),
+                        "vas/refresh_s_total": run["refresh_s"],
+                        "perf/step_s": time.time() - t0, "perf/sample_s": t_sample - t0,
+                        "perf/ref_s": t_ref - t_sample, "perf/update_s": time.time() - t_ref,
+                        "perf/rollout_tokens_per_s": n_tokens / (t_sample - t0)})
         if args.eval_every and (step + 1) % args.eval_every == 0 or step + 1 == args.rl_steps:
             metrics.update(evaluate(policy, test, args))
         log(metrics_file, metrics)
@@ -942,7 +975,8 @@ def evaluate(policy: Policy, examples: list[Example], args: Args, desc: str = "e
     correct, formats = gather_all((correct, formats), len(examples))
     result = {"eval/accuracy": float(np.mean(correct)), "eval/format": float(np.mean(formats))}
     for fam in sorted({e.family for e in examples}):
-        result[f"eval/accuracy_{fam}"] = float(np.mean([c for c, e in zip(correct, examples) if e.family == fam]))
+        result[f"eval/accuracy_{fam}"] = float(np.mean([c for c, e in zip(correct, examples)
+                                                        if e.family == fam]))
     return result
 
 
@@ -989,13 +1023,15 @@ def main(argv: list[str] | None = None) -> dict:
         summary["time/sft_s"] = time.time() - t0
         t0 = time.time()
         if stage != "rl":  # else the evaluation after SFT is in metrics.jsonl already
-            log(metrics_file, {"stage": "sft_done", **evaluate(policy, splits["test"], args, "eval after sft")})
+            after_sft = evaluate(policy, splits["test"], args, "eval after sft")
+            log(metrics_file, {"stage": "sft_done", **after_sft})
         if args.rl_steps:
-            rl(policy, splits["rl"], splits["test"], args, metrics_file, state=ckpt if stage == "rl" else None)
+            rl(policy, splits["rl"], splits["test"], args, metrics_file,
+               state=ckpt if stage == "rl" else None)
         summary["time/rl_s"] = time.time() - t0
     for stage, name in (("sft_done", "after_sft"), ("rl", "after_rl")):  # also when a finished run is resumed
-        summary.update({k.replace("accuracy", f"accuracy_{name}"): v for k, v in last_eval(args.out, stage).items()
-                        if k.startswith("eval/accuracy")})
+        summary.update({k.replace("accuracy", f"accuracy_{name}"): v
+                        for k, v in last_eval(args.out, stage).items() if k.startswith("eval/accuracy")})
     policy.save(os.path.join(args.out, "final"))
     summary.update({"time/total_s": time.time() - t_start, "memory/peak_rss_mb": peak_rss_mb()})
     if rank() == 0:
@@ -1075,7 +1111,7 @@ def step_optimiser(model, opt, args: Args, loss: float,
 
 def setup_device(args: Args) -> str:
     """This process's device; under torchrun it also joins the process group (nccl on GPU, gloo on CPU)."""
-    device = "cuda" if args.device == "auto" and torch.cuda.is_available() else args.device.replace("auto", "cpu")
+    device = args.device if args.device != "auto" else "cuda" if torch.cuda.is_available() else "cpu"
     if "WORLD_SIZE" in os.environ and not dist.is_initialized():
         dist.init_process_group("nccl" if device == "cuda" else "gloo")
         if device == "cuda":
@@ -1182,7 +1218,7 @@ def end_of_step(args: Args, model, opt, metrics_file, run: dict, last: bool = Fa
     RNGs, the loop's `run` values and the length of metrics.jsonl. Then stop, if asked to."""
     stop = all_sum(torch.tensor(float(len(STOP)))).item() > 0  # the ranks stop together
     step = run["step"]
-    if args.out and (stop or last or args.save_every and step % args.save_every == 0):  # no --out: from Python
+    if args.out and (stop or last or args.save_every and step % args.save_every == 0):  # no --out: Python
         from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict
         weights, optimiser = get_state_dict(model, opt, options=StateDictOptions(full_state_dict=True,
                                                                                  cpu_offload=True))
@@ -1196,7 +1232,8 @@ def end_of_step(args: Args, model, opt, metrics_file, run: dict, last: bool = Fa
             torch.save(state, os.path.join(args.out, "checkpoint.tmp"))
             os.replace(os.path.join(args.out, "checkpoint.tmp"), os.path.join(args.out, "checkpoint.pt"))
     if stop:
-        print(f"stopped after step {step}; continue with --resume {args.out} and the same flags", file=sys.stderr)
+        print(f"stopped after step {step}; continue with --resume {args.out} and the same flags",
+              file=sys.stderr)
         raise SystemExit(130)
 
 
@@ -1218,15 +1255,17 @@ def open_run_dir(args: Args) -> dict | None:
     diff = ", ".join(f"--{k.replace('_', '-')} {saved.get(k)!r} there, {now[k]!r} now" for k in now
                      if k not in MAY_DIFFER_ON_RESUME and saved.get(k) != now[k])
     if diff and args.resume:
-        raise SystemExit(f"--resume {args.out}: that run had other flags ({diff}); resume it with its own flags")
+        raise SystemExit(f"--resume {args.out}: that run had other flags ({diff}); "
+                         "resume it with its own flags")
     if not args.resume:
         held = f"a different run ({diff})" if diff else "a run"
         raise SystemExit(f"--out {args.out} holds {held}; continue it with --resume {args.out}, "
                          "or choose another --out")
     state = torch.load(ckpt, weights_only=True, mmap=True) if os.path.exists(ckpt) else None
     if state and len(state["rng"]) != world():
-        raise SystemExit(f"--resume {args.out}: it ran as {len(state['rng'])} processes; resume it with as many "
-                         f"(torchrun --nproc_per_node {len(state['rng'])})")
+        n = len(state["rng"])
+        raise SystemExit(f"--resume {args.out}: it ran as {n} processes; resume it with as many "
+                         f"(torchrun --nproc_per_node {n})")
     return state
 
 
