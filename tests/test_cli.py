@@ -6,7 +6,6 @@ import sys
 from types import SimpleNamespace
 
 import pytest
-import torch
 
 import mmr1
 from helpers import FROM_COLD_START, assert_learning_signal, assert_same_weights, checkpoint, moved, rows, weights

@@ -1,21 +1,25 @@
 """torchrun on the CPU (gloo): 2 processes take the same GRPO steps as 1 process on the same global batch,
-with replicated weights (gradients all-reduced) and with FSDP2; checkpoints round-trip exactly; the command line runs end to end under torchrun.
+with replicated weights (gradients all-reduced) and with FSDP2; checkpoints round-trip exactly; every rank's
+VAS sampler holds the same scores; the command line runs end to end under torchrun.
 
 Run as a script by torchrun, this file is the 2-process side of the comparison:
     python -m torch.distributed.run --nproc_per_node 2 tests/test_distributed.py OUT_DIR
 """
+import dataclasses
 import io
 import json
 import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 import mmr1  # noqa: E402
+import vas  # noqa: E402
 from helpers import FROM_COLD_START, assert_learning_signal  # noqa: E402
 
 G, PROMPTS = 2, 4
@@ -57,6 +61,13 @@ def grpo_steps(out: str, fsdp: bool = False) -> dict:
         torch.distributed.barrier()  # rank 0 has written the file
     mmr1.restore(torch.load(os.path.join(out, "checkpoint.pt"), weights_only=True), policy.model, opt, {})
     result["resumed_equal"] = mmr1.grpo_update(policy, opt, batch, adv, ref_logp, args)[:3] == third
+    # every rank's VAS sampler holds the same scores: each rank scores its share of the pool (with its own
+    # sampling noise) and the outcomes are gathered; the online update uses the gathered outcomes too
+    sampler = vas.VarianceAwareSampler(PROMPTS, 2, 0.5, seed=0)
+    mmr1.score_pool(policy, examples, sampler, dataclasses.replace(args, num_scoring=3, max_new_tokens=4))
+    sampler.update([0, 1], np.array([[1, 0, 0], [0, 0, 0]]), [[[5], [6], [7]], [[5], [5], [5]]])
+    states = mmr1.gather(json.dumps(sampler.state_dict()))
+    result["samplers_equal"] = len(set(states)) == 1 and bool(max(sampler.scores) > 0)
     return result
 
 
@@ -94,6 +105,7 @@ def test_two_ranks_take_the_one_process_step(one_process, two_processes, mode):
     # AdamW divides a near-zero gradient by its near-zero root mean square (< 0.01% of the weights)
     assert moved.max() > 1e-3 and diff.max() < 3e-5 and (diff > 1e-6).float().mean() < 1e-4
     assert one["resumed_equal"] and two["resumed_equal"]  # bit for bit, FSDP's shards included
+    assert two["samplers_equal"]
 
 
 if __name__ == "__main__":  # the torchrun side
