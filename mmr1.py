@@ -88,7 +88,7 @@ class Args:
     num_test: int = 450  # toy held-out test examples
     image_size: int = 112  # toy image side in pixels (112 px -> 16 image tokens)
     min_pixels: int = 0  # images resized to at least this many pixels; 0 = the model's own (the paper: 7056)
-    max_pixels: int = 0  # ... and at most this many (the paper: 1048576, i.e. at most 1337 tokens); 0 = own
+    max_pixels: int = 0  # images resized to at most this many pixels; 0 = the model's own (paper: 1048576)
     teacher_error: float = 0.6  # share of "biggest shape" rationales whose teacher answers for the small one
     # model
     grad_checkpointing: bool = False  # trade compute for memory (the presets turn it on)
