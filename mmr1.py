@@ -78,7 +78,7 @@ class Args:
     init_from: str = ""  # start from this checkpoint (a run's sft/ or final/ directory) and skip SFT
     resume: str = ""  # continue the run in this directory exactly where its last checkpoint.pt left off
     save_every: int = 50  # write checkpoint.pt every this many steps (also at the end and on Ctrl-C)
-    fsdp: bool = False  # under torchrun: shard parameters with FSDP2 instead of replicating them with DDP
+    fsdp: bool = False  # under torchrun: shard parameters with FSDP2 instead of replicating them
     # data
     data: str = ""  # read sft/rl/test.jsonl in MMR1's schema from this directory instead of toy data
     export_data: str = ""  # write the toy data in MMR1's schema to this directory and exit
