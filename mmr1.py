@@ -639,6 +639,15 @@ def completion_mask(completions: torch.Tensor, eos: int) -> torch.Tensor:
     return (is_eos.cumsum(1) - is_eos == 0).float()  # no end-of-turn strictly before this column
 
 
+def prefill(net, batch: dict, group: int):
+    """One forward over each distinct prompt, its KV cache then repeated for the G rows of its group: the
+    prompt (and the vision tower) runs once per group. Returns the cache and the logits of each row's first
+    completion token (N, 1, V)."""
+    out = net(**{k: v for k, v in batch.items() if k != "next_position"}, use_cache=True, logits_to_keep=1)
+    out.cache.batch_repeat_interleave(group)  # copied, not recomputed
+    return out.cache, out.logits.repeat_interleave(group, 0)
+
+
 @torch.no_grad()
 def sample(policy: Policy, batch: dict, group: int, args: Args, greedy: bool = False):
     """A rollout is sampling with a KV cache. Prefill each distinct prompt once (the vision tower sees each
@@ -649,10 +658,8 @@ def sample(policy: Policy, batch: dict, group: int, args: Args, greedy: bool = F
     and each sampled token's log-prob, which is log pi_old for free. C ends at the longest real completion.
     """
     model, n = policy.model, len(batch["input_ids"]) * group
-    inputs = {k: v for k, v in batch.items() if k != "next_position"}
-    out = model(**inputs, use_cache=True, logits_to_keep=1)
-    out.cache.batch_repeat_interleave(group)  # G rows share the prompt: its cache is copied, not recomputed
-    logits = out.logits[:, -1].repeat_interleave(group, 0)  # (N, V) the first completion token
+    cache, logits = prefill(model, batch, group)
+    logits = logits[:, -1]  # (N, V) the first completion token
     attn = batch["attention_mask"].repeat_interleave(group, 0)  # (N, L)
     position = batch["next_position"].repeat_interleave(group)  # (N,) the prompt's rope offset, carried on
     done = torch.zeros(n, dtype=torch.bool, device=logits.device)
@@ -670,7 +677,7 @@ def sample(policy: Policy, batch: dict, group: int, args: Args, greedy: bool = F
         if all_sum((~done).sum()).item() == 0:  # every row of every rank has ended (FSDP needs all ranks)
             break
         attn = torch.cat([attn, attn.new_ones(n, 1)], 1)
-        out = model(input_ids=token[:, None], attention_mask=attn, cache=out.cache, use_cache=True,
+        out = model(input_ids=token[:, None], attention_mask=attn, cache=cache, use_cache=True,
                     position_ids=position.view(1, n, 1).expand(3, n, 1))  # text: one position, 3 axes
         logits, position = out.logits[:, -1], position + 1
     completions = torch.stack(tokens, 1)  # (N, C)
@@ -720,12 +727,10 @@ def token_logprobs(net, policy: Policy, prompts: list[Prompt], completions: torc
     position = position.unsqueeze(0).expand(3, n, c)  # text: the same position on all three M-RoPE axes
     shared = shared and not (args.grad_checkpointing and torch.is_grad_enabled())  # checkpointing: no cache
     with autocast(args, device):
-        if shared:
-            inputs = {k: v for k, v in batch.items() if k != "next_position"}
-            first = net(**inputs, use_cache=True, logits_to_keep=1)
-            first.cache.batch_repeat_interleave(group)
-            rest = net(input_ids=completions, attention_mask=attn, position_ids=position, cache=first.cache)
-            logits = torch.cat([first.logits.repeat_interleave(group, 0), rest.logits[:, :-1]], 1)  # (N,C,V)
+        if shared:  # the gradient flows back into the shared prompt through the cache
+            cache, first = prefill(net, batch, group)
+            rest = net(input_ids=completions, attention_mask=attn, position_ids=position, cache=cache)
+            logits = torch.cat([first, rest.logits[:, :-1]], 1)  # (N, C, V)
         else:
             rows = prompt_batch(policy, [p for p in prompts for _ in range(group)], device)
             out = net(input_ids=torch.cat([rows["input_ids"], completions], 1), attention_mask=attn,
