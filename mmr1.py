@@ -67,63 +67,71 @@ import vas
 # Flags
 
 
+def flag(default, help_text: str) -> dataclasses.Field:
+    """A field of Args with its --help text."""
+    return dataclasses.field(default=default, metadata={"help": help_text})
+
+
 @dataclass
 class Args:
     # general
-    model: str = "tiny"  # "tiny", "Qwen2.5-VL-3B", "Qwen2.5-VL-7B", a hub id or a local directory
-    seed: int = 0  # seeds python, numpy and torch; the toy data has its own --data-seed
-    out: str = ""  # output directory; default runs/<timestamp>
-    device: str = "auto"  # "auto" (cuda if available), "cpu" or "cuda"
-    dtype: str = "float32"  # compute dtype; bfloat16 = autocast over fp32 master weights (the presets)
-    init_from: str = ""  # start from this checkpoint (a run's sft/ or final/ directory) and skip SFT
-    resume: str = ""  # continue the run in this directory exactly where its last checkpoint.pt left off
-    save_every: int = 50  # write checkpoint.pt every this many steps (also at the end and on Ctrl-C)
-    fsdp: bool = False  # under torchrun: shard parameters with FSDP2 instead of replicating them
+    model: str = flag("tiny", '"tiny", "Qwen2.5-VL-3B", "Qwen2.5-VL-7B", a hub id or a local directory')
+    seed: int = flag(0, "seeds python, numpy and torch; the toy data has its own --data-seed")
+    out: str = flag("", "output directory; default runs/<timestamp>")
+    device: str = flag("auto", '"auto" (cuda if available), "cpu" or "cuda"')
+    dtype: str = flag("float32", "compute dtype; bfloat16 = autocast over fp32 master weights (the presets)")
+    init_from: str = flag("", "start from this checkpoint (a run's sft/ or final/ directory) and skip SFT")
+    resume: str = flag("", "continue the run in this directory exactly where its last checkpoint.pt left off")
+    save_every: int = flag(50, "write checkpoint.pt every this many steps (also at the end and on Ctrl-C)")
+    fsdp: bool = flag(False, "under torchrun: shard parameters with FSDP2 instead of replicating them")
     # data
-    data: str = ""  # read sft/rl/test.jsonl in MMR1's schema from this directory instead of toy data
-    export_data: str = ""  # write the toy data in MMR1's schema to this directory and exit
-    data_seed: int = 0  # seed of the toy geometry generator
-    num_sft: int = 6000  # toy cold-start examples (the paper: ~1.6M long-CoT items)
-    num_rl: int = 256  # toy RL prompt pool (the paper: ~15k prompts)
-    num_test: int = 450  # toy held-out test examples
-    image_size: int = 112  # toy image side in pixels (112 px -> 16 image tokens)
-    min_pixels: int = 0  # images resized to at least this many pixels; 0 = the model's own (the paper: 7056)
-    max_pixels: int = 0  # images resized to at most this many pixels; 0 = the model's own (paper: 1048576)
-    teacher_error: float = 0.6  # share of "biggest shape" rationales whose teacher answers for the small one
+    data: str = flag("", "read sft/rl/test.jsonl in MMR1's schema from this directory instead of toy data")
+    export_data: str = flag("", "write the toy data in MMR1's schema to this directory and exit")
+    data_seed: int = flag(0, "seed of the toy geometry generator")
+    num_sft: int = flag(6000, "toy cold-start examples (the paper: ~1.6M long-CoT items)")
+    num_rl: int = flag(256, "toy RL prompt pool (the paper: ~15k prompts)")
+    num_test: int = flag(450, "toy held-out test examples")
+    image_size: int = flag(112, "toy image side in pixels (112 px -> 16 image tokens)")
+    min_pixels: int = flag(0, "images resized to at least this many pixels; 0 = the model's own "
+                              "(the paper: 7056)")
+    max_pixels: int = flag(0, "images resized to at most this many pixels; 0 = the model's own "
+                              "(paper: 1048576)")
+    teacher_error: float = flag(0.6, 'share of "biggest shape" rationales whose teacher answers '
+                                     'for the small one')
     # model
-    grad_checkpointing: bool = False  # trade compute for memory (the presets turn it on)
-    freeze_vision: bool = False  # train the language model only
-    micro_batch: int = 0  # sequences per forward/backward pass; 0 = whole batch at once
-    rollout_batch: int = 0  # sequences per sampling call (KV cache memory); 0 = the whole batch at once
+    grad_checkpointing: bool = flag(False, "trade compute for memory (the presets turn it on)")
+    freeze_vision: bool = flag(False, "train the language model only")
+    micro_batch: int = flag(0, "sequences per forward/backward pass; 0 = whole batch at once")
+    rollout_batch: int = flag(0, "sequences per sampling call (KV cache memory); 0 = the whole batch at once")
     # cold-start SFT
-    sft_steps: int = 500  # optimiser steps of supervised fine-tuning; 0 skips SFT
-    sft_batch: int = 32  # examples per SFT step (the paper: effective batch 32)
-    sft_lr: float = 1e-3  # peak learning rate, cosine with 10% warm-up (the paper: 1e-5)
+    sft_steps: int = flag(500, "optimiser steps of supervised fine-tuning; 0 skips SFT")
+    sft_batch: int = flag(32, "examples per SFT step (the paper: effective batch 32)")
+    sft_lr: float = flag(1e-3, "peak learning rate, cosine with 10% warm-up (the paper: 1e-5)")
     # GRPO
-    rl_steps: int = 60  # RL optimiser steps; 0 skips RL
-    prompts_per_step: int = 16  # prompts per RL step (the paper: 512)
-    group_size: int = 8  # G, rollouts per prompt (the paper: 8)
-    rl_lr: float = 1e-4  # RL learning rate (the paper: 1e-6)
-    weight_decay: float = 0.01  # AdamW weight decay in RL (the paper: 0.01)
-    temperature: float = 1.0  # sampling temperature, also used in the log-probs (the paper: 0.6)
-    top_p: float = 1.0  # nucleus sampling (the paper: 1.0)
-    max_new_tokens: int = 40  # completion budget; a cut-off completion scores 0 (the paper: 4096)
-    clip_low: float = 0.2  # epsilon_low of the clipped surrogate (the paper: 0.2)
-    clip_high: float = 0.2  # epsilon_high of the clipped surrogate (the paper: 0.2)
-    kl_coef: float = 0.01  # beta_KL, weight of the k3 KL to the reference policy (the paper: 0.01)
-    update_epochs: int = 1  # optimiser passes over each rollout batch (1 = on-policy)
-    scale_std: bool = True  # divide advantages by the group's std; --no-scale-std is Dr. GRPO
-    seq_mean: bool = False  # average the loss per sequence, then over sequences (default: token-mean)
-    eval_every: int = 20  # evaluate on the test split every this many RL steps; 0 = only at the end
+    rl_steps: int = flag(60, "RL optimiser steps; 0 skips RL")
+    prompts_per_step: int = flag(16, "prompts per RL step (the paper: 512)")
+    group_size: int = flag(8, "G, rollouts per prompt (the paper: 8)")
+    rl_lr: float = flag(1e-4, "RL learning rate (the paper: 1e-6)")
+    weight_decay: float = flag(0.01, "AdamW weight decay in RL (the paper: 0.01)")
+    temperature: float = flag(1.0, "sampling temperature, also used in the log-probs (the paper: 0.6)")
+    top_p: float = flag(1.0, "nucleus sampling (the paper: 1.0)")
+    max_new_tokens: int = flag(40, "completion budget; a cut-off completion scores 0 (the paper: 4096)")
+    clip_low: float = flag(0.2, "epsilon_low of the clipped surrogate (the paper: 0.2)")
+    clip_high: float = flag(0.2, "epsilon_high of the clipped surrogate (the paper: 0.2)")
+    kl_coef: float = flag(0.01, "beta_KL, weight of the k3 KL to the reference policy (the paper: 0.01)")
+    update_epochs: int = flag(1, "optimiser passes over each rollout batch (1 = on-policy)")
+    scale_std: bool = flag(True, "divide advantages by the group's std; --no-scale-std is Dr. GRPO")
+    seq_mean: bool = flag(False, "average the loss per sequence, then over sequences (default: token-mean)")
+    eval_every: int = flag(20, "evaluate on the test split every this many RL steps; 0 = only at the end")
     # VAS
-    vas: bool = False  # Variance-Aware Sampling; off = uniform shuffle (the paper's baseline)
-    mixture_ratio: float = 0.5  # lambda, share of each batch drawn by VPS (the paper: 0.5)
-    num_scoring: int = 8  # N, rollouts per prompt when scoring the pool (the paper: 32)
-    refresh_every: int = 30  # T_update, RL steps between full re-scorings (the paper: 35); 0 = never
-    alpha: float = 0.8  # alpha, weight of OVS in VPS (the paper: 0.8)
-    beta: float = 0.2  # beta, weight of TDS in VPS (the paper: 0.2)
-    diversity: str = "self_bleu"  # TDS method: self_bleu, distinct or edit
-    vas_online: bool = True  # also refresh scores from each step's training rollouts (beyond the paper)
+    vas: bool = flag(False, "Variance-Aware Sampling; off = uniform shuffle (the paper's baseline)")
+    mixture_ratio: float = flag(0.5, "lambda, share of each batch drawn by VPS (the paper: 0.5)")
+    num_scoring: int = flag(8, "N, rollouts per prompt when scoring the pool (the paper: 32)")
+    refresh_every: int = flag(30, "T_update, RL steps between full re-scorings (the paper: 35); 0 = never")
+    alpha: float = flag(0.8, "alpha, weight of OVS in VPS (the paper: 0.8)")
+    beta: float = flag(0.2, "beta, weight of TDS in VPS (the paper: 0.2)")
+    diversity: str = flag("self_bleu", "TDS method: self_bleu, distinct or edit")
+    vas_online: bool = flag(True, "also refresh scores from each step's training rollouts (beyond the paper)")
 
 
 # The paper's hyper-parameters (Sec. 4.1) for the released checkpoints; explicit flags still win.
@@ -141,15 +149,11 @@ PAPER_SETTINGS = dict(sft_lr=1e-5, rl_lr=1e-6, temperature=0.6, group_size=8, kl
 def parse_args(argv: list[str] | None = None) -> Args:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    comments = _flag_comments()
-    for f in dataclasses.fields(Args):
-        flag = "--" + f.name.replace("_", "-")
-        if f.type == "bool":
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default,
-                                help=comments[f.name])
-        else:
-            kind = {"int": int, "float": float, "str": str}[f.type]
-            parser.add_argument(flag, type=kind, default=f.default, help=comments[f.name])
+    kinds = {"bool": dict(action=argparse.BooleanOptionalAction), "int": dict(type=int),
+             "float": dict(type=float), "str": dict(type=str)}
+    for f in dataclasses.fields(Args):  # argparse reads % in a help text as a format: "10%" becomes "10%%"
+        parser.add_argument("--" + f.name.replace("_", "-"), **kinds[f.type], default=f.default,
+                            help=f.metadata["help"].replace("%", "%%"))
     args = parser.parse_args(argv)
     if args.model in PRESETS:  # a preset changes the defaults, then we parse again so flags win
         parser.set_defaults(**PAPER_SETTINGS)
@@ -157,12 +161,6 @@ def parse_args(argv: list[str] | None = None) -> Args:
         args.model = PRESETS[args.model]
     _check_args(parser, args)
     return Args(**vars(args))
-
-
-def _flag_comments() -> dict[str, str]:
-    """The comment after each field above is its --help text: one source for both."""
-    src = open(__file__).read().split("class Args:")[1].split("\n\n")[0]
-    return {m[0]: m[1].replace("%", "%%") for m in re.findall(r"^\s+(\w+): .*?#\s*(.*)$", src, re.M)}
 
 
 def _check_args(parser: argparse.ArgumentParser, a: argparse.Namespace) -> None:
@@ -370,7 +368,6 @@ def build_tokenizer(texts: list[str]):
     """
     from tokenizers import Regex, Tokenizer, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
-
     split = pre_tokenizers.Split(Regex(r"\\boxed|[A-Za-z]+|\d+|[^\sA-Za-z\d]"), behavior="isolated")
     pre = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(), split])
     tags = ["<think>", "</think>", "<answer>", "</answer>"]
@@ -394,7 +391,6 @@ TINY = dict(hidden=192, heads=6, layers=4, vision_depth=2, vision_hidden=128)  #
 def build_tiny_model(tokenizer, image_size: int):
     """A randomly initialised Qwen2.5-VL, ~3M parameters: the 3B/7B architecture, scaled down."""
     from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
-
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in CHAT_TOKENS}
     hidden, heads = TINY["hidden"], TINY["heads"]
     config = Qwen2_5_VLConfig(
@@ -418,7 +414,6 @@ def build_tiny_model(tokenizer, image_size: int):
 
 def build_image_processor(image_size: int):
     from transformers import Qwen2VLImageProcessorPil  # the PIL backend: no torchvision needed
-
     # keep toy images at their size: (size/14)^2 patches, merged 2x2 into (size/28)^2 tokens
     return Qwen2VLImageProcessorPil(min_pixels=28 * 28, max_pixels=image_size * image_size)
 
@@ -437,25 +432,20 @@ class Policy:
         return encode_prompt(self.tokenizer, self.processor, ex.image, ex.question)
 
     def save(self, path: str) -> None:
-        """save_pretrained format, written to a temporary directory then renamed: never half-written.
-        Under torchrun every rank calls it (FSDP gathers the shards) and rank 0 writes."""
-        state = full_state(self.model) if dist.is_initialized() else None
-        if rank() > 0:
-            return
-        shutil.rmtree(path + ".tmp", ignore_errors=True)
-        self.model.save_pretrained(path + ".tmp", state_dict=state)
-        for obj in (self.tokenizer, self.processor):
-            obj.save_pretrained(path + ".tmp")
-        shutil.rmtree(path, ignore_errors=True)
-        os.rename(path + ".tmp", path)
+        """Model, tokenizer and image processor in save_pretrained format: what --init-from loads."""
+        state = full_state(self.model) if dist.is_initialized() else None  # all ranks: FSDP gathers shards
+        if rank() == 0:  # written under a temporary name, then renamed: never half-written
+            shutil.rmtree(path + ".tmp", ignore_errors=True)
+            self.model.save_pretrained(path + ".tmp", state_dict=state)
+            for obj in (self.tokenizer, self.processor):
+                obj.save_pretrained(path + ".tmp")
+            shutil.rmtree(path, ignore_errors=True)
+            os.rename(path + ".tmp", path)
 
 
 def load_policy(args: Args, texts: list[str]) -> Policy:
-    """The tiny model built in-process, or a checkpoint: a hub id or a directory written by
-    `save_pretrained` (our runs write one). Both go through the same `from_pretrained` calls, with no
-    remote code. eos and pad are set in the model and the generation config alike."""
+    """The tiny model built in-process, or a checkpoint: a hub id or a directory our runs wrote."""
     from transformers import AutoTokenizer, Qwen2_5_VLForConditionalGeneration, Qwen2VLImageProcessorPil
-
     name = args.init_from or args.model
     if name == "tiny":
         tokenizer = build_tokenizer(texts)
@@ -613,8 +603,7 @@ def autocast(args: Args, device) -> contextlib.AbstractContextManager:
 
 def log_policy(logits: torch.Tensor, args: Args, policy: Policy) -> torch.Tensor:
     """log pi over the vocabulary, float32: logits / T with the vision tokens excluded. Sampling draws from
-    exactly this distribution and training scores with it, so the two agree (a stray <|image_pad|> in a
-    completion would also break the next forward)."""
+    exactly this distribution and training scores with it, so the two agree."""
     logits = logits.float().index_fill(-1, torch.tensor(policy.suppress, device=logits.device), -math.inf)
     return torch.log_softmax(logits / args.temperature, -1)
 
@@ -639,6 +628,12 @@ def completion_mask(completions: torch.Tensor, eos: int) -> torch.Tensor:
     return (is_eos.cumsum(1) - is_eos == 0).float()  # no end-of-turn strictly before this column
 
 
+def micro_batches(n_prompts: int, group: int, micro_batch: int) -> list[tuple[int, int]]:
+    """Prompt ranges (a, b) of about `micro_batch` sequences each, whole groups; 0 = everything at once."""
+    per_part = max(1, micro_batch // group) if micro_batch else n_prompts
+    return [(a, min(n_prompts, a + per_part)) for a in range(0, n_prompts, per_part)]
+
+
 def prefill(net, batch: dict, group: int):
     """One forward over each distinct prompt, its KV cache then repeated for the G rows of its group: the
     prompt (and the vision tower) runs once per group. Returns the cache and the logits of each row's first
@@ -650,13 +645,10 @@ def prefill(net, batch: dict, group: int):
 
 @torch.no_grad()
 def sample(policy: Policy, batch: dict, group: int, args: Args, greedy: bool = False):
-    """A rollout is sampling with a KV cache. Prefill each distinct prompt once (the vision tower sees each
-    image once), repeat its cache for the G rows of its group, then decode one token per row per forward.
-
-    Only the flags decide sampling: temperature and top-p, never the checkpoint's generation_config (a
-    repetition penalty there would make the rollouts off-policy). Returns completions (B*G, C), their mask
-    and each sampled token's log-prob, which is log pi_old for free. C ends at the longest real completion.
-    """
+    """`group` completions per prompt with a KV cache: `prefill`, then one token per row per forward. Only
+    the flags decide sampling (temperature, top-p), never the checkpoint's generation_config: a repetition
+    penalty there would make the rollouts off-policy. Returns completions (B*G, C), their mask and each
+    sampled token's log-prob, which is log pi_old for free. C ends at the longest real completion."""
     model, n = policy.model, len(batch["input_ids"]) * group
     cache, logits = prefill(model, batch, group)
     logits = logits[:, -1]  # (N, V) the first completion token
@@ -688,16 +680,15 @@ def sample(policy: Policy, batch: dict, group: int, args: Args, greedy: bool = F
 @torch.no_grad()
 def rollout(policy: Policy, examples: list[Example], args: Args, group: int,
             greedy: bool = False) -> Rollouts:
-    """`group` completions per example, consecutive: rows p*group .. p*group+group-1 belong to example p.
-    Sampled --rollout-batch sequences at a time (whole groups), padded to one width."""
+    """`group` rewarded completions per example, consecutive: rows p*group .. p*group+group-1 belong to
+    example p. Sampled --rollout-batch sequences at a time (whole groups), padded to one width."""
     model, device = policy.model, next(policy.model.parameters()).device
     prompts = [policy.encode(ex) for ex in examples]
-    per_call = max(1, args.rollout_batch // group) if args.rollout_batch else len(prompts)
     was_training = model.training
     model.eval()  # sampling is inference: no dropout, and gradient checkpointing would drop the cache
     with autocast(args, device):
-        parts = [sample(policy, prompt_batch(policy, prompts[s:s + per_call], device), group, args, greedy)
-                 for s in range(0, len(prompts), per_call)]
+        parts = [sample(policy, prompt_batch(policy, prompts[a:b], device), group, args, greedy)
+                 for a, b in micro_batches(len(prompts), group, args.rollout_batch)]  # KV cache memory
     model.train(was_training)
     width = max(part[0].shape[1] for part in parts)
     pad = torch.nn.functional.pad  # each call's columns padded to the widest: ids, mask, log-probs
@@ -713,21 +704,19 @@ def rollout(policy: Policy, examples: list[Example], args: Args, group: int,
 def token_logprobs(net, policy: Policy, prompts: list[Prompt], completions: torch.Tensor, mask: torch.Tensor,
                    args: Args, shared: bool = True) -> torch.Tensor:
     """log pi(y_t | x, y_<t) of each completion token (B*G, C), teacher-forced, float32, logits / T.
-
-    shared: one forward over each distinct prompt, its KV cache repeated for the G rows of its group,
-    then one forward over the completion tokens alone; the gradient flows back into the shared prompt
-    through the cache. The same numbers as one full row per rollout (shared=False), G times cheaper in
-    the prompt. Transformers keeps no cache under gradient checkpointing, so that path uses full rows.
-    """
+    shared: `prefill`, then one forward over the completion tokens alone, the gradient flowing back into
+    the prompt through the cache: the numbers of one full row per rollout (shared=False), G times cheaper
+    in the prompt."""
     device = completions.device
     group, (n, c) = len(completions) // len(prompts), completions.shape
     batch = prompt_batch(policy, prompts, device)
     attn = torch.cat([batch["attention_mask"].repeat_interleave(group, 0), mask.long()], 1)  # (N, L + C)
     position = batch["next_position"].repeat_interleave(group)[:, None] + torch.arange(c, device=device)
     position = position.unsqueeze(0).expand(3, n, c)  # text: the same position on all three M-RoPE axes
-    shared = shared and not (args.grad_checkpointing and torch.is_grad_enabled())  # checkpointing: no cache
+    # transformers keeps no KV cache under gradient checkpointing: full rows then
+    shared = shared and not (args.grad_checkpointing and torch.is_grad_enabled())
     with autocast(args, device):
-        if shared:  # the gradient flows back into the shared prompt through the cache
+        if shared:
             cache, first = prefill(net, batch, group)
             rest = net(input_ids=completions, attention_mask=attn, position_ids=position, cache=cache)
             logits = torch.cat([first, rest.logits[:, :-1]], 1)  # (N, C, V)
@@ -818,12 +807,6 @@ def cosine_lr(step: int, total: int, warmup_frac: float = 0.1) -> float:
     return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
 
 
-def micro_batches(n_prompts: int, group: int, micro_batch: int) -> list[tuple[int, int]]:
-    """Prompt ranges (a, b) of about --micro-batch sequences each, whole groups; 0 = everything at once."""
-    per_part = max(1, micro_batch // group) if micro_batch else n_prompts
-    return [(a, min(n_prompts, a + per_part)) for a in range(0, n_prompts, per_part)]
-
-
 def sft(policy: Policy, examples: list[Example], args: Args, metrics_file, state: dict | None = None) -> None:
     """Cold-start SFT: token-mean cross-entropy on the assistant's tokens (rationale + end-of-turn) only."""
     model, device = policy.model, next(policy.model.parameters()).device
@@ -863,10 +846,9 @@ def sft(policy: Policy, examples: list[Example], args: Args, metrics_file, state
 
 def grpo_update(policy: Policy, opt, ro: Rollouts, adv: torch.Tensor, ref_logp: torch.Tensor | None,
                 args: Args) -> tuple[float, dict, float, bool]:
-    """One GRPO optimiser step on this rank's rollouts: the clipped surrogate plus beta_KL * k3 (`grpo_loss`),
-    averaged over every completion token of the global batch, backward micro-batch by micro-batch, then the
-    gradient averaged over the ranks, clipped to norm 1, and an AdamW step. pi_old is what the sampler drew
-    with, so on the first epoch the ratio is 1 in value and the gradient is the policy gradient."""
+    """One GRPO optimiser step on this rank's rollouts: `grpo_loss` averaged over every completion token of
+    the global batch, backward micro-batch by micro-batch, then `step_optimiser`. pi_old is what the sampler
+    drew with, so on the first epoch the ratio is 1 in value and the gradient is the policy gradient."""
     model, G = policy.model, args.group_size
     count = (lambda m: m.new_tensor(float(len(m)))) if args.seq_mean else (lambda m: m.sum())
     total, loss_sum, stats_sum = all_sum(count(ro.mask)), 0.0, Counter()
@@ -1095,9 +1077,8 @@ def all_sum(x: torch.Tensor) -> torch.Tensor:
 
 def step_optimiser(model, opt, args: Args, loss: float,
                    stats: dict | None = None) -> tuple[float, dict, float, bool]:
-    """Average the gradients over the ranks, clip their norm to 1 and step, unless the loss or the gradient is
-    not finite (then the step is skipped). Returns the loss and stats summed over the ranks, the gradient norm
-    before clipping, and whether it stepped."""
+    """Average the gradients over the ranks, clip their norm to 1 and step, unless the loss or the gradient
+    is not finite. Returns loss and stats summed over ranks, the norm before clipping, whether it stepped."""
     if world() > 1 and not args.fsdp:  # replicated weights: all-reduce, as DDP would (FSDP2 reduces itself)
         for p in model.parameters():
             if p.grad is not None:
@@ -1275,9 +1256,8 @@ def open_run_dir(args: Args) -> dict | None:
 
 
 def open_metrics(args: Args, ckpt: dict | None):
-    """metrics.jsonl, opened to append; rank 0 writes, with args.json. A resumed run cuts it back to where its
-    checkpoint was written and writes what followed again."""
-    if rank() > 0:
+    """metrics.jsonl, opened to append, cut back to where a resumed run's checkpoint was written."""
+    if rank() > 0:  # rank 0 writes, args.json too
         return open(os.devnull, "a")
     os.makedirs(args.out, exist_ok=True)
     json.dump(dataclasses.asdict(args), open(os.path.join(args.out, "args.json"), "w"), indent=1)
