@@ -914,11 +914,10 @@ def rl(policy: Policy, pool: list[Example], test: list[Example], args: Args, met
         n_tokens = int(all_sum(ro.mask.sum()).item())
         metrics.update({"train/loss": loss, "train/grad_norm": grad_norm,
                         "train/skipped_steps": run["skipped"], **{f"train/{k}": v for k, v in stats.items()},
-                        "reward/mean": rewards.mean().item(),
-                        "reward/accuracy": correct.mean().item(), "reward/format": formats.mean().item(),
-                        "reward/zero_std_frac": zero_std, "reward/completion_len": n_tokens / len(rewards),
-                        "vas/vps_mean": float(np.mean(sampler.scores)),
-                        "vas/refresh_s_total": run["refresh_s"],
+                        "reward/mean": rewards.mean().item(), "reward/accuracy": correct.mean().item(),
+                        "reward/format": formats.mean().item(), "reward/zero_std_frac": zero_std,
+                        "reward/completion_len": n_tokens / len(rewards),
+                        "vas/vps_mean": float(sampler.scores.mean()), "vas/refresh_s_total": run["refresh_s"],
                         "perf/step_s": time.time() - t0, "perf/sample_s": t_sample - t0,
                         "perf/ref_s": t_ref - t_sample, "perf/update_s": time.time() - t_ref,
                         "perf/rollout_tokens_per_s": n_tokens / (t_sample - t0)})
