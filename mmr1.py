@@ -100,7 +100,8 @@ class Args:
                                      'for the small one')
     # model
     grad_checkpointing: bool = flag(False, "trade compute for memory (the presets turn it on)")
-    freeze_vision: bool = flag(False, "train the language model only")
+    freeze_vision: str = flag("rl", 'stages with a frozen vision tower: "none", "rl" (it learns to see in '
+                                    'SFT only) or "all"')
     micro_batch: int = flag(0, "sequences per forward/backward pass; 0 = whole batch at once")
     rollout_batch: int = flag(0, "sequences per sampling call (KV cache memory); 0 = the whole batch at once")
     # cold-start SFT
@@ -118,7 +119,7 @@ class Args:
     max_new_tokens: int = flag(40, "completion budget; a cut-off completion scores 0 (the paper: 4096)")
     clip_low: float = flag(0.2, "epsilon_low of the clipped surrogate (the paper: 0.2)")
     clip_high: float = flag(0.2, "epsilon_high of the clipped surrogate (the paper: 0.2)")
-    kl_coef: float = flag(0.01, "beta_KL, weight of the k3 KL to the reference policy (the paper: 0.01)")
+    kl_coef: float = flag(0.1, "beta_KL, weight of the k3 KL to the reference policy (the paper: 0.01)")
     update_epochs: int = flag(1, "optimiser passes over each rollout batch (1 = on-policy)")
     scale_std: bool = flag(True, "divide advantages by the group's std; --no-scale-std is Dr. GRPO")
     seq_mean: bool = flag(False, "average the loss per sequence, then over sequences (default: token-mean)")
@@ -138,7 +139,7 @@ class Args:
 PRESETS = {"Qwen2.5-VL-3B": "Qwen/Qwen2.5-VL-3B-Instruct", "Qwen2.5-VL-7B": "Qwen/Qwen2.5-VL-7B-Instruct"}
 PAPER_SETTINGS = dict(sft_lr=1e-5, rl_lr=1e-6, temperature=0.6, group_size=8, kl_coef=0.01,
                       clip_low=0.2, clip_high=0.2, max_new_tokens=4096, num_scoring=32,
-                      refresh_every=35, dtype="bfloat16", grad_checkpointing=True, freeze_vision=True,
+                      refresh_every=35, dtype="bfloat16", grad_checkpointing=True, freeze_vision="all",
                       micro_batch=8, min_pixels=7056, max_pixels=1048576,
                       # KV cache: 36 layers x 2 (K, V) x 2 heads x 128 x 2 B = 36 KB a token for 3B (57 KB
                       # for 7B); 64 rollouts x (2048 + 4096) tokens = 14 GB (22 GB), beside 60 GB of fp32
@@ -183,6 +184,7 @@ def _check_args(parser: argparse.ArgumentParser, a: argparse.Namespace) -> None:
         (a.clip_low >= 0 and a.clip_high >= 0 and a.kl_coef >= 0,
          "--clip-low, --clip-high and --kl-coef must be >= 0"),
         (a.diversity in ("self_bleu", "distinct", "edit"), "--diversity must be self_bleu, distinct or edit"),
+        (a.freeze_vision in ("none", "rl", "all"), "--freeze-vision must be none, rl or all"),
         (a.dtype in ("float32", "bfloat16"), "--dtype must be float32 or bfloat16"),
         (a.device in ("auto", "cpu", "cuda"), "--device must be auto, cpu or cuda"),
         (a.image_size >= 28, "--image-size must be >= 28 (one merged 2x2 patch of 14 px)"),
@@ -235,8 +237,8 @@ def _toy_example(idx: int, rng: random.Random, size: int, prefix: str, teacher_e
     img = Image.new("RGB", (size, size), (255, 255, 255))
     draw = ImageDraw.Draw(img)
     shape, colour = rng.choice(list(SHAPES)), rng.choice(list(COLOURS))
-    if family in ("colour", "shape"):  # one shape, anywhere, of any size
-        r = rng.uniform(0.18, 0.32) * size
+    if family in ("colour", "shape"):  # one large shape, anywhere: its corners span several 14-px patches
+        r = rng.uniform(0.3, 0.42) * size
         _draw(draw, shape, rng.uniform(r, size - r), rng.uniform(r, size - r), r, colour, rng.uniform(0, 360))
     wrong = None  # what the flawed cold-start teacher answers instead, where it errs
     if family == "colour":
@@ -258,15 +260,19 @@ def _toy_example(idx: int, rng: random.Random, size: int, prefix: str, teacher_e
         sides = SHAPES[shape]
         question, answer, difficulty = "What shape is shown?", shape, 2
         think = f"It has {sides or 'no'} corners , so it is a {shape} ."
-    else:  # count 1..5 small shapes that do not overlap; more shapes = harder
+    else:  # count 1..5 small shapes of distinct colours that do not overlap; more shapes = harder
         n, centres, r = rng.randint(1, 5), [], size * 0.09
+        colours = rng.sample(list(COLOURS), n)
         while len(centres) < n:
             c = (rng.uniform(r, size - r), rng.uniform(r, size - r))
             if all((c[0] - x) ** 2 + (c[1] - y) ** 2 > (2.2 * r) ** 2 for x, y in centres):
+                _draw(draw, rng.choice(list(SHAPES)), c[0], c[1], r, colours[len(centres)], 0)
                 centres.append(c)
-                _draw(draw, rng.choice(list(SHAPES)), c[0], c[1], r, rng.choice(list(COLOURS)), 0)
         question, answer, difficulty = "How many shapes are there?", str(n), 1 + (n >= 3) + (n >= 5)
-        think = f"Counting : {' , '.join(str(k) for k in range(1, n + 1))} . There are {n} ."
+        # the count is built by enumeration, each shape named by its colour in a fixed order: every step is
+        # a look at the image ("is there a green one?"), not a guess of when to stop
+        listed = [c for c in COLOURS if c in colours]
+        think = f"Counting : {' , '.join(f'{c} {k}' for k, c in enumerate(listed, 1))} . There are {n} ."
     # the flawed teacher reasons right, then answers for the wrong shape: imitation copies it, a verifier not
     said = wrong if wrong and rng.random() < teacher_error else answer
     rationale = f"<think> {think} </think><answer> \\boxed{{{said}}} </answer>"
@@ -850,8 +856,9 @@ def grpo_update(policy: Policy, opt, ro: Rollouts, adv: torch.Tensor, ref_logp: 
     the global batch, backward micro-batch by micro-batch, then `step_optimiser`. pi_old is what the sampler
     drew with, so on the first epoch the ratio is 1 in value and the gradient is the policy gradient."""
     model, G = policy.model, args.group_size
-    count = (lambda m: m.new_tensor(float(len(m)))) if args.seq_mean else (lambda m: m.sum())
-    total, loss_sum, stats_sum = all_sum(count(ro.mask)), 0.0, Counter()
+    # what the loss averages over: every token of the global batch, or every sequence with --seq-mean
+    units = torch.ones(len(ro.mask), device=ro.mask.device) if args.seq_mean else ro.mask.sum(1)  # (B*G,)
+    total, loss_sum, stats_sum = all_sum(units.sum()), 0.0, Counter()
     model.train()  # however the run started (from_pretrained returns eval mode): checkpointing needs it
     for a, b in micro_batches(len(ro.prompts), G, args.micro_batch):  # whole groups at a time
         rows, c = slice(a * G, b * G), int(ro.mask[a * G:b * G].sum(1).max())  # cut to the longest completion
@@ -860,7 +867,7 @@ def grpo_update(policy: Policy, opt, ro: Rollouts, adv: torch.Tensor, ref_logp: 
         ref = ref_logp[rows, :c] if ref_logp is not None else None
         loss, stats = grpo_loss(logp, ro.logp[rows, :c], ref, adv[rows], mask, args.clip_low, args.clip_high,
                                 args.kl_coef, args.seq_mean)  # GRPO: this part's token-mean
-        share = float(count(mask) / total)  # its weight in the global token-mean
+        share = float(units[rows].sum() / total)  # its weight in the global mean
         (loss * share * world()).backward()  # ranks' gradients are averaged: x K makes that their sum
         loss_sum += loss.item() * share
         stats_sum.update({k: v * share for k, v in stats.items()})
@@ -884,6 +891,8 @@ def rl(policy: Policy, pool: list[Example], test: list[Example], args: Args, met
     """GRPO with prompts drawn by VAS (--vas) or by a uniform shuffle: the paper's Algorithm 1."""
     model, G = policy.model, args.group_size
     ref = frozen_copy(model, args) if args.kl_coef > 0 else None  # pi_ref: the policy as RL begins
+    if args.freeze_vision != "none":  # RL's noisy updates would wear away the perception SFT taught
+        model.model.visual.requires_grad_(False)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=args.rl_lr,
                             weight_decay=args.weight_decay)
     mixture = args.mixture_ratio if args.vas else 0.0  # lambda = 0: every prompt from the epoch shuffle
@@ -1112,7 +1121,7 @@ def prepare(policy: Policy, args: Args, device: str, example: Example) -> None:
     policy.model.to(device)
     if args.grad_checkpointing:
         policy.model.gradient_checkpointing_enable()
-    if args.freeze_vision:
+    if args.freeze_vision == "all":
         policy.model.model.visual.requires_grad_(False)
     if args.fsdp:
         fsdp_shard(policy.model, args)

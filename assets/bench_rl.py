@@ -40,7 +40,8 @@ import mmr1  # noqa: E402
 # the benchmark's RL settings, as mmr1 flags; flags after `--` come later and win, on both sides
 SETTINGS = ["--prompts-per-step", "16", "--group-size", "8", "--max-new-tokens", "40", "--kl-coef", "0.01",
             "--temperature", "1", "--top-p", "1", "--rl-lr", "1e-4", "--no-vas", "--eval-every", "0",
-            "--save-every", "0", "--num-test", "16", "--update-epochs", "1", "--micro-batch", "0"]
+            "--save-every", "0", "--num-test", "16", "--update-epochs", "1", "--micro-batch", "0",
+            "--freeze-vision", "none"]  # TRL trains the vision tower too
 VISION_TOKENS = ["<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"]  # never sampled
 # mmr1's prompt (see mmr1.encode_prompt) as a chat template: the processor expands the one <|image_pad|>
 CHAT_TEMPLATE = (

@@ -15,9 +15,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # rate 1) but not yet the answers (held-out accuracy ~25%): sampled groups mix right, wrong and cut-off
 # answers, and RL steps from it have gradients (measured: zero_std_frac 0-0.25, grad norm 0.5-2 at G = 4).
 COLD_START = ["--image-size", "56", "--num-sft", "400", "--num-rl", "8", "--num-test", "24", "--sft-steps", "60",
-              "--sft-batch", "16", "--rl-steps", "0", "--max-new-tokens", "24", "--seed", "0"]
-# An RL run from it needs completions that fit: the longest rationale is 25 tokens with the end of turn
-FROM_COLD_START = ["--image-size", "56", "--max-new-tokens", "24"]
+              "--sft-batch", "16", "--rl-steps", "0", "--max-new-tokens", "30", "--seed", "0"]
+# An RL run from it needs completions that fit: the longest rationale (five shapes counted) is 30 tokens with
+# the end of turn
+FROM_COLD_START = ["--image-size", "56", "--max-new-tokens", "30"]
 
 
 def rows(out, stage=None) -> list[dict]:

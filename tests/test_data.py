@@ -307,6 +307,22 @@ def test_load_missing_directory_or_file(tmp_path):
         mmr1.load_data(str(tmp_path))
 
 
+def test_a_count_rationale_enumerates_the_colours_it_sees():
+    """A count's rationale names the colours in the picture, in the fixed order of COLOURS, each with its
+    running number: "Counting : red 1 , blue 2 , purple 3 . There are 3 ." for three shapes."""
+    for e in make_geometry_dataset(200, seed=4, size=112):
+        if e.family != "count":
+            continue
+        steps = re.search(r"Counting : (.*) \. There are (\d) \.", e.rationale).groups()
+        named = [pair.split() for pair in steps[0].split(" , ")]
+        assert [int(k) for _, k in named] == list(range(1, int(e.answer) + 1)) and steps[1] == e.answer
+        order = list(mmr1.COLOURS)
+        assert sorted(order.index(c) for c, _ in named) == [order.index(c) for c, _ in named]
+        seen = {tuple(mmr1.COLOURS[c]) for c, _ in named}
+        pixels = {tuple(p) for p in _pixels(e.image).reshape(-1, 3)}  # drawn without anti-aliasing
+        assert seen <= pixels and not ({tuple(v) for v in mmr1.COLOURS.values()} - seen) & pixels
+
+
 def test_teacher_error_flaws_only_the_answer_of_biggest_shape_items():
     """--teacher-error: a "biggest" rationale names both colours right, then may answer with the small
     one's colour; every other rationale, and every answer, stays the truth."""

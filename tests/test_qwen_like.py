@@ -18,7 +18,7 @@ QWEN_IDS = {"<|endoftext|>": 151643, "<|im_start|>": 151644, "<|im_end|>": 15164
             "<|vision_start|>": 151652, "<|vision_end|>": 151653, "<|vision_pad|>": 151654, "<|image_pad|>": 151655,
             "<|video_pad|>": 151656, "<tool_call>": 151657, "<|file_sep|>": 151664}
 # the CPU run of the test: the presets' flags (bf16, checkpointing, frozen vision) at toy sizes
-PRESET_FLAGS = ["--dtype", "bfloat16", "--grad-checkpointing", "--freeze-vision"]
+PRESET_FLAGS = ["--dtype", "bfloat16", "--grad-checkpointing", "--freeze-vision", "all"]
 SMALL = ["--rl-steps", "1", "--prompts-per-step", "2", "--group-size", "2", "--max-new-tokens", "6", "--num-sft", "8",
          "--num-rl", "4", "--num-test", "4", "--image-size", "56", "--eval-every", "0"]
 

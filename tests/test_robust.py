@@ -296,5 +296,5 @@ def test_torchrun_flags_are_checked(monkeypatch, capsys):
 def test_presets_are_the_papers_large_model_settings():
     for name, hub in mmr1.PRESETS.items():
         a = mmr1.parse_args(["--model", name])
-        assert a.model == hub and a.dtype == "bfloat16" and a.grad_checkpointing and a.freeze_vision
+        assert a.model == hub and a.dtype == "bfloat16" and a.grad_checkpointing and a.freeze_vision == "all"
         assert (a.rl_lr, a.sft_lr, a.temperature, a.group_size, a.kl_coef) == (1e-6, 1e-5, 0.6, 8, 0.01)
