@@ -103,6 +103,17 @@ def test_init_from_starts_rl_from_the_checkpoints_weights(cold_start, tmp_path, 
     assert not rows(tmp_path, "sft") and not (tmp_path / "sft").exists()
 
 
+@pytest.mark.parametrize("freeze", ["rl", "none"])
+def test_rl_leaves_the_vision_tower_as_sft_taught_it(cold_start, tmp_path, freeze):
+    """--freeze-vision rl (the default): RL moves the language model only; none: the vision tower too."""
+    mmr1.main([*TINY_RL, "--init-from", cold_start, "--rl-steps", "1", "--eval-every", "0", "--rl-lr", "1e-3",
+               "--freeze-vision", freeze, "--out", str(tmp_path)])
+    start, end = weights(cold_start), weights(tmp_path / "final")
+    vision = [k for k in start if ".visual." in k]
+    assert vision and moved({k: end[k] for k in start if k not in vision}, start) > 1e-5
+    assert (moved({k: end[k] for k in vision}, {k: start[k] for k in vision}) > 1e-5) == (freeze == "none")
+
+
 def test_two_update_epochs_clip(cold_start, tmp_path):
     """--update-epochs 2: the second pass is off-policy, its ratios leave [1 - eps, 1 + eps] and the clip acts."""
     mmr1.main([*TINY_RL, "--init-from", cold_start, "--rl-steps", "1", "--update-epochs", "2", "--rl-lr", "1e-3",
