@@ -23,6 +23,9 @@ Deviations from the paper, and why:
 5. The toy cold-start rationales come from a flawed teacher (`--teacher-error`): on "biggest shape"
    items it reasons right, then answers for the small shape, as distilled chain-of-thought errs, while
    the data's answer stays true: imitation copies the flaw, RL with a verifier can undo it.
+6. The tiny model's RL keeps its vision tower frozen (`--freeze-vision rl`; the presets freeze it in SFT
+   too) and weighs the KL at 0.1 (the paper: 0.01, at a learning rate 100 times smaller): RL's few, noisy
+   updates otherwise wear away what the cold start learned to see.
 
 Sections, in file order:
     Flags ........................ Args (one dataclass, parsed into argparse), the paper's presets
