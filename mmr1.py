@@ -24,7 +24,7 @@ Deviations from the paper, and why:
    items it reasons right, then answers for the small shape, as distilled chain-of-thought errs, while
    the data's answer stays true: imitation copies the flaw, RL with a verifier can undo it.
 6. The tiny model's RL keeps its vision tower frozen (`--freeze-vision rl`; the presets freeze it in SFT
-   too) and weighs the KL at 0.1 (the paper: 0.01, at a learning rate 100 times smaller): RL's few, noisy
+   too) and weighs the KL at 0.1 (the paper: 0.01, at a learning rate 50 times smaller): RL's few, noisy
    updates otherwise wear away what the cold start learned to see.
 
 Sections, in file order:
@@ -115,7 +115,7 @@ class Args:
     rl_steps: int = flag(60, "RL optimiser steps; 0 skips RL")
     prompts_per_step: int = flag(16, "prompts per RL step (the paper: 512)")
     group_size: int = flag(8, "G, rollouts per prompt (the paper: 8)")
-    rl_lr: float = flag(1e-4, "RL learning rate (the paper: 1e-6)")
+    rl_lr: float = flag(5e-5, "RL learning rate (the paper: 1e-6)")
     weight_decay: float = flag(0.01, "AdamW weight decay in RL (the paper: 0.01)")
     temperature: float = flag(1.0, "sampling temperature, also used in the log-probs (the paper: 0.6)")
     top_p: float = flag(1.0, "nucleus sampling (the paper: 1.0)")
