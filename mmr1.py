@@ -136,6 +136,8 @@ class Args:
     beta: float = flag(0.2, "beta, weight of TDS in VPS (the paper: 0.2)")
     diversity: str = flag("self_bleu", "TDS method: self_bleu, distinct or edit")
     vas_online: bool = flag(True, "also refresh scores from each step's training rollouts (beyond the paper)")
+    filter_groups: int = flag(0, "DAPO's dynamic sampling: drop groups whose G rewards all agree, drawing up to "
+                                 "this many batches a step to refill B; 0 = off")
 
 
 # The paper's hyper-parameters (Sec. 4.1) for the released checkpoints; explicit flags still win.
@@ -177,9 +179,9 @@ def _check_args(parser: argparse.ArgumentParser, a: argparse.Namespace) -> None:
         (a.num_scoring >= 2, "--num-scoring (N) must be >= 2"),
         (a.sft_lr > 0 and a.rl_lr > 0, "--sft-lr and --rl-lr must be > 0"),
         (min(a.sft_steps, a.rl_steps, a.refresh_every, a.eval_every, a.micro_batch, a.rollout_batch,
-             a.save_every, a.min_pixels, a.max_pixels) >= 0,
+             a.save_every, a.min_pixels, a.max_pixels, a.filter_groups) >= 0,
          "--sft-steps, --rl-steps, --refresh-every, --eval-every, --micro-batch, --rollout-batch, "
-         "--save-every, --min-pixels and --max-pixels must be >= 0"),
+         "--save-every, --min-pixels, --max-pixels and --filter-groups must be >= 0"),
         (not a.max_pixels or a.min_pixels <= a.max_pixels, "--min-pixels must be <= --max-pixels"),
         (min(a.sft_batch, a.prompts_per_step, a.max_new_tokens, a.update_epochs) >= 1,
          "--sft-batch, --prompts-per-step, --max-new-tokens and --update-epochs must be >= 1"),
@@ -864,7 +866,7 @@ def grpo_update(policy: Policy, opt, ro: Rollouts, adv: torch.Tensor, ref_logp: 
     total, loss_sum, stats_sum = all_sum(units.sum()), 0.0, Counter()
     model.train()  # however the run started (from_pretrained returns eval mode): checkpointing needs it
     for a, b in micro_batches(len(ro.prompts), G, args.micro_batch):  # whole groups at a time
-        rows, c = slice(a * G, b * G), int(ro.mask[a * G:b * G].sum(1).max())  # cut to the longest completion
+        rows, c = slice(a * G, b * G), max(1, int(ro.mask[a * G:b * G].sum(1).max()))  # the longest completion
         mask = ro.mask[rows, :c]  # (b*G - a*G, c)
         logp = token_logprobs(model, policy, ro.prompts[a:b], ro.completion_ids[rows, :c], mask, args)
         ref = ref_logp[rows, :c] if ref_logp is not None else None
@@ -901,15 +903,16 @@ def rl(policy: Policy, pool: list[Example], test: list[Example], args: Args, met
     mixture = args.mixture_ratio if args.vas else 0.0  # lambda = 0: every prompt from the epoch shuffle
     sampler = vas.VarianceAwareSampler(len(pool), args.prompts_per_step, mixture, seed=args.seed,
                                        alpha=args.alpha, beta=args.beta, diversity=args.diversity)
-    run = restore(state, model, opt, dict(step=0, skipped=0, refresh_s=0.0), sampler=sampler)
+    run = restore(state, model, opt, dict(step=0, skipped=0, refresh_s=0.0, rollouts=0, dropped=0, wall_s=0.0),
+                  sampler=sampler)
     for step in (bar := progress(range(run["step"], args.rl_steps), "rl")):
         metrics = {"stage": "rl", "step": step}
         if args.vas and (step == 0 or args.refresh_every and step % args.refresh_every == 0):
             metrics["vas/refresh_s"] = score_pool(policy, pool, sampler, args)  # VAS: every T_update steps
             run["refresh_s"] += metrics["vas/refresh_s"]
+            run["rollouts"] += len(pool) * args.num_scoring
         t0 = time.time()
-        batch_ids = sampler.next_batch()  # VAS: floor(lambda*B) by VPS, the rest uniform; same on every rank
-        ro = rollout(policy, [pool[i] for i in shard(batch_ids)], args, group=G)  # G rewarded rollouts each
+        ro, batch_ids, outcomes, kept = draw_groups(policy, pool, sampler, args)  # B prompts, G rollouts each
         t_sample = time.time()
         adv = group_advantages(ro.rewards, G, scale_std=args.scale_std).to(ro.mask.device)  # GRPO: (B*G,)
         ref_logp = reference_logprobs(ref, policy, ro, args)  # (B*G, C)
@@ -917,28 +920,78 @@ def rl(policy: Policy, pool: list[Example], test: list[Example], args: Args, met
         for _ in range(args.update_epochs):  # GRPO: 1 = on-policy; more reuse the batch and the clip acts
             loss, stats, grad_norm, stepped = grpo_update(policy, opt, ro, adv, ref_logp, args)
             run["skipped"] += not stepped  # a non-finite loss or gradient: skipped, training goes on
-        # every rank needs every outcome: the VAS sampler must stay the same on all of them
-        outcomes = gather((ro.rewards, ro.correct, ro.formats, _responses(ro.completions, policy, G)))
-        rewards, correct, formats = (torch.cat(x) for x in list(zip(*outcomes))[:3])
+        rewards, correct, formats = (torch.cat(x) for x in list(zip(*outcomes))[:3])  # every drawn group's
         if args.vas and args.vas_online:  # VAS (beyond the paper): free re-scoring from training rollouts
             sampler.update(batch_ids, correct.view(-1, G).numpy(), [r for o in outcomes for r in o[3]])
         zero_std = (rewards.view(-1, G).std(1) == 0).float().mean().item()
         n_tokens = int(all_sum(ro.mask.sum()).item())
+        run["rollouts"] += len(rewards)
+        run["dropped"] += len(rewards) - kept * G
+        run["wall_s"] += time.time() - t0 + metrics.get("vas/refresh_s", 0.0)
         metrics.update({"train/loss": loss, "train/grad_norm": grad_norm,
                         "train/skipped_steps": run["skipped"], **{f"train/{k}": v for k, v in stats.items()},
                         "reward/mean": rewards.mean().item(), "reward/accuracy": correct.mean().item(),
                         "reward/format": formats.mean().item(), "reward/zero_std_frac": zero_std,
-                        "reward/completion_len": n_tokens / len(rewards),
+                        "reward/completion_len": n_tokens / (kept * G),
                         "vas/vps_mean": float(sampler.scores.mean()), "vas/refresh_s_total": run["refresh_s"],
-                        "perf/step_s": time.time() - t0, "perf/sample_s": t_sample - t0,
-                        "perf/ref_s": t_ref - t_sample, "perf/update_s": time.time() - t_ref,
-                        "perf/rollout_tokens_per_s": n_tokens / (t_sample - t0)})
+                        "rollouts/total": run["rollouts"], "rollouts/dropped": run["dropped"],
+                        "perf/wall_s": run["wall_s"], "perf/step_s": time.time() - t0,
+                        "perf/sample_s": t_sample - t0, "perf/ref_s": t_ref - t_sample,
+                        "perf/update_s": time.time() - t_ref, "perf/rollout_tokens_per_s": n_tokens / (t_sample - t0)})
         if args.eval_every and (step + 1) % args.eval_every == 0 or step + 1 == args.rl_steps:
             metrics.update(evaluate(policy, test, args))
         log(metrics_file, metrics)
         bar.set_postfix(acc=f"{metrics['reward/accuracy']:.2f}", zero_std=f"{zero_std:.2f}")
         end_of_step(args, model, opt, metrics_file, dict(run, step=step + 1, stage="rl"),
                     step + 1 == args.rl_steps, sampler=sampler)
+
+
+def draw_groups(policy: Policy, pool: list[Example], sampler: vas.VarianceAwareSampler, args: Args):
+    """B prompts and G rollouts each (Algorithm 1, lines 5-6): this rank's Rollouts, every prompt id drawn, every
+    rank's outcomes and the number of groups kept. With --filter-groups K, DAPO's dynamic sampling (Yu et al.,
+    2025, Sec. 3.2): a group whose G rewards all agree has advantage 0 and teaches nothing, so it is dropped
+    and another batch drawn, up to K batches, until B groups remain. The first groups to differ, in the order
+    drawn, are kept: the same on every rank, and what one process would keep."""
+    G, B = args.group_size, args.prompts_per_step
+    parts, drawn, outcomes, kept = [], [], [], 0
+    for _ in range(max(1, args.filter_groups)):
+        ids = sampler.next_batch()  # VAS: floor(lambda*B) by VPS, the rest uniform; same on every rank
+        ro = rollout(policy, [pool[i] for i in shard(ids)], args, group=G)  # G rewarded rollouts each
+        # every rank needs every outcome: the VAS sampler and the kept groups must be the same on all of them
+        got = gather((ro.rewards, ro.correct, ro.formats, _responses(ro.completions, policy, G)))
+        differ = torch.cat([o[0] for o in got]).view(-1, G).std(1) > 0  # (B,)
+        keep = differ.nonzero()[:B - kept, 0].tolist() if args.filter_groups else list(range(B))  # DAPO
+        per = B // world()  # shard() gave each rank a contiguous block of this many groups
+        parts.append((ro, [g - rank() * per for g in keep if g // per == rank()]))
+        drawn, outcomes, kept = drawn + ids, outcomes + got, kept + len(keep)
+        if kept == B:
+            break
+    most = max(gather(sum(len(k) for _, k in parts)))  # FSDP: every rank runs as many forward passes
+    return select(parts, G, most, policy.pad), drawn, outcomes, kept
+
+
+def select(parts: list[tuple[Rollouts, list[int]]], group: int, groups: int, pad: int) -> Rollouts:
+    """The chosen groups of several Rollouts as one batch of `groups` groups, padded where fewer were chosen
+    with copies of the last group whose mask is 0: they weigh nothing in the loss."""
+    last = parts[-1][0]
+    n_pad = groups - sum(len(k) for _, k in parts)
+    parts = parts + [(last, [len(last.prompts) - 1] * n_pad)]
+    width, fields = max(ro.mask.shape[1] for ro, _ in parts), {}
+    for f in dataclasses.fields(Rollouts):
+        values = []
+        for ro, keep in parts:
+            v = getattr(ro, f.name)
+            rows = keep if f.name == "prompts" else [g * group + i for g in keep for i in range(group)]
+            if not isinstance(v, torch.Tensor):
+                values.append([v[r] for r in rows])
+            elif v.dim() == 1:
+                values.append(v[rows])
+            else:  # (rows, C) padded to the widest
+                values.append(torch.nn.functional.pad(v[rows], (0, width - v.shape[1]),
+                                                      value=pad * (f.name == "completion_ids")))
+        fields[f.name] = torch.cat(values) if isinstance(values[0], torch.Tensor) else sum(values, [])
+    fields["mask"][len(fields["mask"]) - n_pad * group:] = 0
+    return Rollouts(**fields)
 
 
 @torch.no_grad()

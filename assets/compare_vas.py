@@ -1,24 +1,26 @@
-"""Variance-Aware Sampling against uniform sampling, at toy scale: the paper's Fig. 2 and Tables 3/4.
+"""When does Variance-Aware Sampling pay? Uniform sampling, VAS and dynamic sampling at equal compute.
 
-From one cold-start checkpoint, GRPO runs once per arm and seed with the same steps, prompts per step and
-rollouts, and two update epochs per batch (so the ratio leaves 1 and the clip can act):
-    uniform          prompts from an epoch-long shuffle (the paper's baseline)
-    vas-0.5          VAS, lambda = 0.5: full re-scoring every T_update steps plus online updates (default)
-    vas-1.0          VAS, lambda = 1.0: every prompt drawn by VPS
-    vas-0.5-online   scored once at step 0, then only online updates from training rollouts (cheap)
-    vas-0.5-rescore  full re-scoring every T_update steps only (the paper's schedule)
-The paper claims VAS raises the gradient norm (fewer all-equal groups, whose advantages are 0), raises
-the clip fraction, and converges faster to a higher accuracy, and that lambda = 0.5 keeps most of it.
+A group whose G rewards all agree has advantage 0: it costs G rollouts and moves nothing. VAS predicts which
+prompts will disagree before rolling out (it scores the pool and draws by VPS); dynamic sampling (DAPO) filters
+after rolling out (drops the all-equal groups, draws more). Both can only gain where many prompts are dead,
+so this script builds RL pools with a chosen dead share d, all from the toy generator's RL split:
+    d of the pool      "colour" prompts: the cold start answers them right (most groups all right: dead)
+    1 - d of the pool  "biggest shape" prompts: sometimes right, the family RL fixes (live)
+Every run starts from one cold start and is evaluated on the standard held-out split (all four families).
+Arms (flags after `--` go to every run; the arm's own flags win):
+    uniform   prompts from an epoch-long shuffle (the paper's baseline)
+    vas-0.5   VAS, lambda = 0.5 (full re-scoring every T_update steps plus online updates, the defaults)
+    vas-1.0   VAS, lambda = 1.0
+    filter    dynamic sampling: --filter-groups 4 (up to 4 batches drawn a step to keep B groups that differ)
+Compute is counted in rollouts generated (training, VAS scoring and dropped groups alike); for each arm the
+rollouts needed until held-out accuracy on --target-family first reaches --target, with a 95% interval over
+seeds, and VAS and filtering against uniform (Welch).
 
-    python assets/compare_vas.py      # 3 seeds x 5 arms x 40 RL steps: about 1.5 h on 2 idle CPU cores
-    python assets/compare_vas.py --init-from runs/X/sft --seeds 0 1 2 -- --refresh-every 10
-Flags after `--` go to every `mmr1.py` run (cold start included). Runs land in --workdir, one directory
-per arm and seed; a finished run (its summary.json exists) is skipped, so an interrupted comparison
-resumes (after changing flags, use a fresh --workdir). Writes to --out: vas_compare.png (curves: mean
-over seeds, min-max band), vas_compare.md (the table, the command and its wall time) and
-vas_compare.json (every per-seed number and curve).
-VAS overhead = seconds of full pool re-scoring / RL wall seconds (RL wall time includes the periodic
-held-out evaluation; the online update is inside the step time and not counted as overhead).
+    python assets/compare_vas.py --init-from runs/cold/sft      # the README's experiment (see there)
+Runs land in --workdir, one directory per share, arm and seed; a finished run (its summary.json exists) is
+skipped, so an interrupted comparison resumes and several processes may share the work (--shares / --arms /
+--seeds split it; the last call, over everything, gathers). Writes vas_compare.png (one panel per share),
+vas_compare.md (the tables, the command) and vas_compare.json (every run, every curve) to --out.
 """
 import argparse
 import json
@@ -38,12 +40,27 @@ sys.path.insert(0, ROOT)
 import mmr1  # noqa: E402
 
 ARMS = {"uniform": ["--no-vas"],
-        "vas-0.5": ["--vas", "--mixture-ratio", "0.5", "--vas-online"],
-        "vas-1.0": ["--vas", "--mixture-ratio", "1.0", "--vas-online"],
-        "vas-0.5-online": ["--vas", "--mixture-ratio", "0.5", "--vas-online", "--refresh-every", "0"],
-        "vas-0.5-rescore": ["--vas", "--mixture-ratio", "0.5", "--no-vas-online"]}
-COMMON = ["--update-epochs", "2", "--eval-every", "10"]  # flags after `--` may override these
-SMOOTH = 5  # trailing moving mean over this many steps for the per-step training curves
+        "vas-0.5": ["--vas", "--mixture-ratio", "0.5"],
+        "vas-1.0": ["--vas", "--mixture-ratio", "1.0"],
+        "filter": ["--no-vas", "--filter-groups", "4"]}
+COMMON = ["--eval-every", "5", "--num-test", "200"]  # flags after `--` may override these
+DEAD, LIVE = "colour", "biggest"
+
+
+def write_pool(share: float, out: str, argv: list[str]) -> str:
+    """A --data directory: an RL pool of --num-rl prompts, `share` of them dead (DEAD family) and the rest live
+    (LIVE family), drawn in order from the toy generator's RL split; the standard held-out split as test."""
+    if not os.path.exists(os.path.join(out, "rl.jsonl")):
+        args = mmr1.parse_args(argv)
+        splits = mmr1.toy_splits(args)
+        n_dead = round(share * args.num_rl)
+        draw = mmr1.make_geometry_dataset(8 * args.num_rl, args.data_seed * 3 + 1, args.image_size, "rl-")
+        pool = ([e for e in draw if e.family == DEAD][:n_dead]
+                + [e for e in draw if e.family == LIVE][:args.num_rl - n_dead])
+        mmr1.export_data({"sft": splits["sft"][:8], "rl": pool, "test": splits["test"]}, out + ".tmp")
+        shutil.rmtree(out, ignore_errors=True)
+        os.rename(out + ".tmp", out)
+    return out
 
 
 def run_arm(argv: list[str], out: str) -> dict:
@@ -55,89 +72,105 @@ def run_arm(argv: list[str], out: str) -> dict:
     return json.load(open(os.path.join(out, "summary.json")))
 
 
-def read_run(out: str) -> dict:
-    """Per-step curves of one run, and the numbers of the table."""
+def read_run(out: str, family: str) -> dict:
+    """Held-out accuracy (overall and of `family`) against rollouts generated, and the run's means."""
     rows = [json.loads(line) for line in open(os.path.join(out, "metrics.jsonl"))]
-    rl = [r for r in rows if r["stage"] == "rl"]
-    start = [r for r in rows if r["stage"] == "sft_done"][-1]["eval/accuracy"]  # held-out acc at step 0
-    evals = [(0, start)] + [(r["step"] + 1, r["eval/accuracy"]) for r in rl if "eval/accuracy" in r]
-    summary = json.load(open(os.path.join(out, "summary.json")))
-    curve = {k: [r[k] for r in rl] for k in ("reward/accuracy", "reward/zero_std_frac", "train/grad_norm",
-                                              "train/clip_frac", "vas/refresh_s_total")}
-    vas_s, rl_s = curve["vas/refresh_s_total"][-1], summary["time/rl_s"]
-    return {"final_accuracy": summary["eval/accuracy_after_rl"], "grad_norm": float(np.mean(curve["train/grad_norm"])),
-            "clip_frac": float(np.mean(curve["train/clip_frac"])),
-            "zero_std_frac": float(np.mean(curve["reward/zero_std_frac"])),
-            "vas_s": vas_s, "rl_s": rl_s, "overhead_pct": 100 * vas_s / rl_s, "total_s": summary["time/total_s"],
-            "eval_steps": [s for s, _ in evals], "eval_accuracy": [a for _, a in evals], "curves": curve}
+    args, rl = json.load(open(os.path.join(out, "args.json"))), [r for r in rows if r["stage"] == "rl"]
+    evals = [dict(r, **{"rollouts/total": 0}) for r in rows if r["stage"] == "sft_done"][-1:]
+    evals += [r for r in rl if "eval/accuracy" in r]
+    return {"steps": len(rl), "eval_steps": [r.get("step", -1) + 1 for r in evals],
+            "rollouts": [r["rollouts/total"] for r in evals],
+            "accuracy": [r["eval/accuracy"] for r in evals],
+            "target_accuracy": [r[f"eval/accuracy_{family}"] for r in evals],
+            "zero_std_frac": float(np.mean([r["reward/zero_std_frac"] for r in rl])),
+            "dropped_frac": rl[-1]["rollouts/dropped"] / rl[-1]["rollouts/total"],
+            "scoring_rollouts": sum("vas/refresh_s" in r for r in rl) * args["num_rl"] * args["num_scoring"],
+            "grad_norm": float(np.median([r["train/grad_norm"] for r in rl])),
+            "wall_s": rl[-1]["perf/wall_s"]}
 
 
-def smooth(x: list[float]) -> np.ndarray:
-    return np.array([np.mean(x[max(0, i - SMOOTH + 1):i + 1]) for i in range(len(x))])
-
-
-def plot(results: dict, path: str) -> None:
-    panels = [("held-out accuracy (greedy)", None), ("reward/accuracy", "training accuracy of rollouts"),
-              ("reward/zero_std_frac", "zero-variance group fraction"), ("train/grad_norm", "gradient norm"),
-              ("train/clip_frac", "clip fraction (2nd epoch)"),
-              ("vas/refresh_s_total", "VAS scoring seconds, cumulative")]
-    fig, axes = plt.subplots(2, 3, figsize=(15, 8))
-    for ax, (key, title) in zip(axes.flat, panels):
-        for i, (arm, seeds) in enumerate(results.items()):
-            runs = list(seeds.values())
-            if key.startswith("held-out"):
-                steps, ys = runs[0]["eval_steps"], np.array([r["eval_accuracy"] for r in runs])
-            else:
-                ys = np.array([r["curves"][key] if key.startswith("vas/") else smooth(r["curves"][key]) for r in runs])
-                steps = np.arange(ys.shape[1])  # step k: rollouts and gradient of the policy after k updates
-            colour = f"C{i}"
-            ax.plot(steps, ys.mean(0), color=colour, label=arm, marker="o" if key.startswith("held") else None)
-            ax.fill_between(steps, ys.min(0), ys.max(0), color=colour, alpha=0.15)  # min-max over seeds
-        smoothed = "" if key.startswith(("held", "vas/")) else f" (moving mean of {SMOOTH})"
-        ax.set(title=(title or key) + smoothed, xlabel="RL step")
-        ax.grid(alpha=0.3)
-    axes.flat[0].legend()
-    n_seeds = len(next(iter(results.values())))
-    fig.suptitle(f"GRPO with uniform sampling vs VAS: mean over {n_seeds} seeds, band = min-max")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+def to_target(run: dict, target: float) -> float | None:
+    """Rollouts generated when held-out accuracy on the target family first reached `target` (None: never)."""
+    return next((n for n, a in zip(run["rollouts"], run["target_accuracy"]) if a >= target - 1e-9), None)
 
 
 # Student's t, 97.5% quantile, by degrees of freedom (1..10; beyond 10 the normal's 1.96 is within 0.27)
 T975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228]
 
 
-def difference(acc: np.ndarray, base: np.ndarray) -> str:
-    """mean(acc) - mean(base) with a 95% Welch t interval (different seeds, unequal variances), in points."""
-    if len(acc) < 2 or len(base) < 2:
-        return "-"
-    va, vb = acc.var(ddof=1) / len(acc), base.var(ddof=1) / len(base)
-    df = (va + vb) ** 2 / (va ** 2 / (len(acc) - 1) + vb ** 2 / (len(base) - 1)) if va + vb > 0 else 1e9
-    half = (T975[int(df) - 1] if df < 11 else 1.96) * np.sqrt(va + vb)
-    d = acc.mean() - base.mean()
-    return f"{d:+.1f} [{d - half:+.1f}, {d + half:+.1f}]"
+def t975(df: float) -> float:
+    return T975[max(1, int(df)) - 1] if df < 11 else 1.96
 
 
-def table(results: dict, sft_accuracy: float, command: str, wall_s: float, compute_s: float) -> str:
-    lines = [f"Held-out accuracy of the shared SFT checkpoint: {100 * sft_accuracy:.1f}%. Means over RL steps "
-             "for grad norm, clip fraction and zero-variance fraction; std over seeds with n - 1.", "",
-             "| arm | held-out acc after RL | per seed | vs uniform, 95% interval | grad norm | clip frac "
-             "| zero-var frac | VAS scoring s | VAS overhead | RL wall s |", "|" + " --- |" * 10]
-    final = {arm: np.array([100 * r["final_accuracy"] for r in seeds.values()]) for arm, seeds in results.items()}
-    for arm, seeds in results.items():
-        acc = final[arm]
-        versus = difference(acc, final["uniform"]) if "uniform" in final and arm != "uniform" else "-"
-        mean = {k: np.mean([r[k] for r in seeds.values()]) for k in next(iter(seeds.values())) if k not in
-                ("eval_steps", "eval_accuracy", "curves")}
-        std = acc.std(ddof=1) if len(acc) > 1 else 0.0
-        lines.append(f"| {arm} | {acc.mean():.1f} ± {std:.1f}% | {', '.join(f'{a:.1f}' for a in acc)} | {versus} "
-                     f"| {mean['grad_norm']:.3f} | {mean['clip_frac']:.4f} | {mean['zero_std_frac']:.3f} "
-                     f"| {mean['vas_s']:.1f} | {mean['overhead_pct']:.1f}% | {mean['rl_s']:.0f} |")
-    lines += ["", f"Regenerate: `{command}`", "",
-              f"Wall time of this invocation: {wall_s / 60:.1f} min (finished runs are skipped); "
-              f"all runs' own wall time, cold start included: {compute_s / 60:.1f} min."]
-    return "\n".join(lines) + "\n"
+def mean_interval(x: np.ndarray) -> tuple[float, float, float]:
+    """Mean and its 95% t interval over seeds."""
+    half = t975(len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x)) if len(x) > 1 else np.nan
+    return x.mean(), x.mean() - half, x.mean() + half
+
+
+def difference(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:
+    """mean(a) - mean(b) with a 95% Welch t interval (different seeds, unequal variances)."""
+    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+    df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1)) if va + vb > 0 else 1e9
+    d, half = a.mean() - b.mean(), t975(df) * np.sqrt(va + vb)
+    return d, d - half, d + half
+
+
+def on_grid(runs: list[dict], key: str, grid: np.ndarray) -> np.ndarray:
+    """Each run's eval curve interpolated at `grid` rollouts (step-wise: the last evaluation so far)."""
+    return np.array([[r[key][np.searchsorted(r["rollouts"], x, side="right") - 1] for x in grid] for r in runs])
+
+
+def plot(results: dict, family: str, target: float, path: str) -> None:
+    shares = list(results)
+    fig, axes = plt.subplots(2, len(shares), figsize=(5 * len(shares), 8), squeeze=False)
+    for col, share in enumerate(shares):
+        for row, (key, name) in enumerate((("target_accuracy", f"held-out accuracy, {family}"),
+                                           ("accuracy", "held-out accuracy, all families"))):
+            ax = axes[row, col]
+            for i, (arm, seeds) in enumerate(results[share].items()):
+                runs = list(seeds.values())
+                grid = np.linspace(0, min(r["rollouts"][-1] for r in runs), 200)
+                ys = 100 * on_grid(runs, key, grid)
+                ax.plot(grid, ys.mean(0), color=f"C{i}", label=arm)
+                ax.fill_between(grid, ys.min(0), ys.max(0), color=f"C{i}", alpha=0.12)  # min-max over seeds
+            if row == 0:
+                ax.axhline(100 * target, color="grey", ls=":", lw=1)
+            ax.set(title=f"dead share {share}: {name}", xlabel="rollouts generated (training + scoring + dropped)",
+                   ylabel="%")
+            ax.grid(alpha=0.3)
+    axes[0, 0].legend()
+    n = len(next(iter(next(iter(results.values())).values())))
+    fig.suptitle(f"Uniform vs VAS vs dynamic sampling at equal rollouts: mean over {n} seeds, band = min-max")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def table(results: dict, family: str, target: float) -> list[str]:
+    lines = [f"| dead share | arm | rollouts until {family} >= {100 * target:.0f}% (95% interval) | reached "
+             "| vs uniform (95% Welch) | final {0} | final overall | all-equal groups | dropped | scoring "
+             "| median grad norm |".format(family), "|" + " --- |" * 11]
+    for share, arms in results.items():
+        reached = {arm: [to_target(r, target) for r in seeds.values()] for arm, seeds in arms.items()}
+        for arm, seeds in arms.items():
+            runs, hits = list(seeds.values()), [x for x in reached[arm] if x is not None]
+            cost = "-"
+            if hits:
+                m, lo, hi = mean_interval(np.array(hits, float))
+                cost = f"{m:,.0f} [{lo:,.0f}, {hi:,.0f}]" if len(hits) > 1 else f"{m:,.0f}"
+            versus = "-"
+            base = reached.get("uniform", [])
+            if arm != "uniform" and base and None not in base + reached[arm] and len(hits) > 1:
+                d, lo, hi = difference(np.array(hits, float), np.array(base, float))
+                versus = f"{d:+,.0f} [{lo:+,.0f}, {hi:+,.0f}]"
+            mean = lambda k: np.mean([r[k] for r in runs])  # noqa: E731
+            final = lambda k: 100 * np.mean([r[k][-1] for r in runs])  # noqa: E731
+            lines.append(f"| {share} | {arm} | {cost} | {len(hits)}/{len(runs)} | {versus} "
+                         f"| {final('target_accuracy'):.1f}% | {final('accuracy'):.1f}% | {mean('zero_std_frac'):.2f} "
+                         f"| {100 * mean('dropped_frac'):.0f}% | {mean('scoring_rollouts'):,.0f} "
+                         f"| {mean('grad_norm'):.3f} |")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -147,34 +180,37 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--init-from", default="", help="SFT checkpoint; default: run the cold start once first")
     p.add_argument("--out", default=os.path.join(ROOT, "assets"), help="where the figure and tables go")
     p.add_argument("--workdir", default=os.path.join(ROOT, "runs", "compare_vas"), help="one run per arm and seed")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--rl-steps", type=int, default=40)
+    p.add_argument("--shares", type=float, nargs="+", default=[0.25, 0.75, 0.9], help="dead shares d of the pool")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    p.add_argument("--rl-steps", type=int, nargs="+", default=[60], help="RL steps, one for all or one per share")
     p.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
+    p.add_argument("--target-family", default=LIVE, help="the family whose held-out accuracy sets the target")
+    p.add_argument("--target", type=float, default=0.9, help="held-out accuracy to reach on --target-family")
     a = p.parse_args(argv[:argv.index("--")] if "--" in argv else argv)
     t0 = time.time()
     os.makedirs(a.out, exist_ok=True)
-    ckpt, compute_s = a.init_from, 0.0
-    if not ckpt:  # the cold start, once, shared by every arm and seed
+    ckpt = a.init_from
+    if not ckpt:  # the cold start, once, shared by every share, arm and seed
         print("cold start ...", flush=True)
-        compute_s += run_arm([*extra, "--rl-steps", "0"], os.path.join(a.workdir, "sft"))["time/total_s"]
+        run_arm([*extra, "--rl-steps", "0"], os.path.join(a.workdir, "sft"))
         ckpt = os.path.join(a.workdir, "sft", "sft")
-    results = {arm: {} for arm in a.arms}
-    for arm in a.arms:
-        for seed in a.seeds:
-            out = os.path.join(a.workdir, f"{arm}-{seed}")
-            print(f"[{time.time() - t0:6.0f} s] {arm}, seed {seed} -> {out}", flush=True)
-            # flags after `--` override COMMON; the arm's own flags come last and win
-            run_arm([*COMMON, "--rl-steps", str(a.rl_steps), *extra, "--init-from", ckpt, "--seed", str(seed),
-                     *ARMS[arm]], out)
-            results[arm][seed] = read_run(out)
-            compute_s += results[arm][seed]["total_s"]
-    first = next(iter(results[a.arms[0]].values()))
-    command = "python assets/compare_vas.py " + " ".join(argv)
-    plot(results, os.path.join(a.out, "vas_compare.png"))
-    md = table(results, first["eval_accuracy"][0], command.strip(), time.time() - t0, compute_s)
+    results = {}
+    for share, steps in zip(a.shares, a.rl_steps * len(a.shares) if len(a.rl_steps) == 1 else a.rl_steps):
+        data = write_pool(share, os.path.join(a.workdir, f"data-{share}"), [*COMMON, *extra])
+        results[share] = {arm: {} for arm in a.arms}
+        for arm in a.arms:
+            for seed in a.seeds:
+                out = os.path.join(a.workdir, f"d{share}", f"{arm}-{seed}")
+                print(f"[{time.time() - t0:6.0f} s] dead share {share}, {arm}, seed {seed} -> {out}", flush=True)
+                run_arm([*COMMON, "--rl-steps", str(steps), *extra, "--data", data, "--init-from", ckpt,
+                         "--seed", str(seed), *ARMS[arm]], out)
+                results[share][arm][seed] = read_run(out, a.target_family)
+    command = ("python assets/compare_vas.py " + " ".join(argv)).strip()
+    plot(results, a.target_family, a.target, os.path.join(a.out, "vas_compare.png"))
+    md = "\n".join(table(results, a.target_family, a.target) + ["", f"Regenerate: `{command}`"]) + "\n"
     open(os.path.join(a.out, "vas_compare.md"), "w").write(md)
-    json.dump({"command": command.strip(), "checkpoint": ckpt, "results": results},
-              open(os.path.join(a.out, "vas_compare.json"), "w"), indent=1)
+    json.dump({"command": command, "checkpoint": ckpt, "target_family": a.target_family, "target": a.target,
+               "results": results}, open(os.path.join(a.out, "vas_compare.json"), "w"), indent=1)
     print("\n" + md + f"\nwrote {a.out}/vas_compare.png, vas_compare.md, vas_compare.json")
     return results
 

@@ -53,7 +53,7 @@ def assert_learning_signal(out, start_dir) -> list[dict]:
     return rl
 
 
-CLOCK = ("refresh_s", "metrics_bytes")  # checkpoint entries that hold seconds, or the length of timed metrics
+CLOCK = ("refresh_s", "wall_s", "metrics_bytes")  # checkpoint entries that hold seconds, or the length of timed metrics
 
 
 def assert_same_state(a, b, where="checkpoint") -> None:
@@ -76,3 +76,34 @@ def assert_same_state(a, b, where="checkpoint") -> None:
 
 def checkpoint(out) -> dict:
     return torch.load(os.path.join(out, "checkpoint.pt"), weights_only=True)
+
+
+def fixed_rollout(table: dict[int, list[float]], model: bool = True):
+    """A stand-in for mmr1.rollout with hand-built outcomes: example k (its id is "k") gets rewards table[k]
+    (one per rollout) and completions of 1..3 tokens plus the end of turn, the same in every process. With
+    `model`, prompts are encoded and log pi_old is the policy's own (on-policy); without, no model is needed."""
+    def rollout(policy, examples, args, group, greedy=False):
+        ks = [int(e.id) for e in examples]
+        completions = [[20 + (3 * k + j) % 30 for j in range(1 + (k + i) % 3)] + [policy.eos]
+                       for k in ks for i in range(group)]
+        ids = torch.tensor([c + [policy.pad] * (4 - len(c)) for c in completions])  # (N, 4)
+        mask = mmr1.completion_mask(ids, policy.eos)
+        prompts = [policy.encode(e) for e in examples] if model else list(examples)
+        logp = torch.zeros(ids.shape)
+        if model:
+            with torch.no_grad():
+                logp = mmr1.token_logprobs(policy.model, policy, prompts, ids, mask, args) * mask
+        rewards = torch.tensor([float(table[k][i]) for k in ks for i in range(group)])
+        return mmr1.Rollouts(prompts, ids, mask, completions, logp, [""] * len(ids), rewards, rewards.clamp(max=1),
+                             torch.ones_like(rewards))
+    return rollout
+
+
+class InOrder:
+    """A stand-in for the prompt sampler: batches of `batch` prompts in order, 0..batch-1, then the next ones."""
+    def __init__(self, batch: int):
+        self.batch, self.batches = batch, 0
+
+    def next_batch(self) -> list[int]:
+        self.batches += 1
+        return list(range(self.batch * (self.batches - 1), self.batch * self.batches))

@@ -1,4 +1,4 @@
-"""assets/compare_vas.py end to end on a tiny configuration: cold start, two arms, one seed, outputs."""
+"""assets/compare_vas.py end to end on a tiny configuration: a pool with a dead share, every arm, outputs."""
 import json
 import os
 import sys
@@ -8,34 +8,43 @@ sys.path.insert(0, os.path.join(ROOT, "assets"))
 import compare_vas  # noqa: E402
 from helpers import FROM_COLD_START, assert_learning_signal  # noqa: E402
 
-# the script's own cold start is 1 SFT step on top of the session's (at a low lr: it keeps the answer format),
-# so its RL arms have groups with unequal rewards: 2 prompts x G = 4 per step
-TINY = [*FROM_COLD_START, "--num-sft", "16", "--num-rl", "4", "--num-test", "4", "--sft-steps", "1", "--sft-batch", "4",
-        "--sft-lr", "1e-4", "--prompts-per-step", "2", "--group-size", "4", "--num-scoring", "2", "--refresh-every",
-        "1", "--eval-every", "1"]
+TINY = [*FROM_COLD_START, "--num-rl", "8", "--num-test", "8", "--prompts-per-step", "2", "--group-size", "4",
+        "--num-scoring", "2", "--refresh-every", "1", "--eval-every", "1"]
 
 
-def test_compare_writes_figure_table_and_json_and_resumes(tmp_path, cold_start):
-    argv = ["--out", str(tmp_path), "--workdir", str(tmp_path / "runs"), "--seeds", "3", "--rl-steps", "2",
-            "--arms", "uniform", "vas-0.5", "--", "--model", cold_start, *TINY]
+def test_compare_builds_the_pool_runs_every_arm_and_resumes(tmp_path, cold_start):
+    argv = ["--init-from", cold_start, "--out", str(tmp_path), "--workdir", str(tmp_path / "runs"), "--seeds", "3",
+            "--shares", "0.75", "--rl-steps", "2", "--target", "0.0", "--", *TINY]
     compare_vas.main(argv)
-    for arm in ("uniform", "vas-0.5"):  # both arms learned something, from the shared cold start
-        assert_learning_signal(tmp_path / "runs" / f"{arm}-3", tmp_path / "runs" / "sft" / "sft")
+    rl = [json.loads(line) for line in open(tmp_path / "runs" / "data-0.75" / "rl.jsonl")]
+    assert [r["family"] for r in rl] == ["colour"] * 6 + ["biggest"] * 2  # 75% dead, drawn in order
+    test = [json.loads(line)["family"] for line in open(tmp_path / "runs" / "data-0.75" / "test.jsonl")]
+    assert test == ["colour", "biggest", "shape", "count"] * 2  # the standard held-out split
+    for arm in compare_vas.ARMS:  # every arm learned something, from the shared cold start
+        assert_learning_signal(tmp_path / "runs" / "d0.75" / f"{arm}-3", cold_start)
     assert (tmp_path / "vas_compare.png").stat().st_size > 10_000
-    rows = [line for line in (tmp_path / "vas_compare.md").read_text().splitlines() if line.startswith("| ")]
-    assert [r.split("|")[1].strip() for r in rows[2:]] == ["uniform", "vas-0.5"]  # header, rule, a row per arm
-    results = json.load(open(tmp_path / "vas_compare.json"))["results"]
-    assert set(results) == {"uniform", "vas-0.5"} and all(set(r) == {"3"} for r in results.values())
-    run = results["vas-0.5"]["3"]
-    assert run["eval_steps"] == [0, 1, 2] and len(run["curves"]["train/grad_norm"]) == 2
-    assert min(run["curves"]["reward/zero_std_frac"]) < 1 and min(run["curves"]["train/grad_norm"]) > 0
-    assert run["vas_s"] > 0 and results["uniform"]["3"]["vas_s"] == 0  # VAS scoring is timed, uniform has none
-    # every arm starts from the shared cold start, with two update epochs, its seed and its own flags
-    args = json.load(open(tmp_path / "runs" / "vas-0.5-3" / "args.json"))
-    assert (args["update_epochs"], args["seed"], args["vas"], args["mixture_ratio"]) == (2, 3, True, 0.5)
-    assert args["init_from"] == str(tmp_path / "runs" / "sft" / "sft")
+    rows = [line for line in (tmp_path / "vas_compare.md").read_text().splitlines() if line.startswith("| 0.75")]
+    assert [r.split("|")[2].strip() for r in rows] == list(compare_vas.ARMS)
+    results = json.load(open(tmp_path / "vas_compare.json"))["results"]["0.75"]
+    run, uniform = results["vas-0.5"]["3"], results["uniform"]["3"]
+    assert run["eval_steps"] == [0, 1, 2] and run["rollouts"][0] == 0
+    # uniform: 2 steps x 2 prompts x G = 4; VAS scores the pool of 8 with N = 2 before each step as well
+    assert uniform["rollouts"] == [0, 8, 16] and run["rollouts"] == [0, 8 + 16, 2 * (8 + 16)]
+    assert run["scoring_rollouts"] == 32 and uniform["scoring_rollouts"] == 0
+    assert compare_vas.to_target(run, 0.0) == 0 and compare_vas.to_target(run, 1.01) is None
+    args = json.load(open(tmp_path / "runs" / "d0.75" / "filter-3" / "args.json"))
+    assert (args["filter_groups"], args["seed"], args["vas"], args["init_from"]) == (4, 3, False, cold_start)
     # a second call finds every run finished and only redraws
-    metrics = tmp_path / "runs" / "uniform-3" / "metrics.jsonl"
+    metrics = tmp_path / "runs" / "d0.75" / "uniform-3" / "metrics.jsonl"
     lines = metrics.read_text().count("\n")
     compare_vas.main(argv)
     assert metrics.read_text().count("\n") == lines
+
+
+def test_rollouts_to_target_and_intervals_by_hand():
+    run = {"rollouts": [0, 100, 200, 300], "target_accuracy": [0.2, 0.5, 0.9, 0.8]}
+    assert compare_vas.to_target(run, 0.5) == 100 and compare_vas.to_target(run, 0.85) == 200
+    m, lo, hi = compare_vas.mean_interval(compare_vas.np.array([1.0, 3.0]))  # sd 1.414, se 1, t(1) = 12.706
+    assert (m, round(lo, 3), round(hi, 3)) == (2.0, -10.706, 14.706)
+    d, lo, hi = compare_vas.difference(compare_vas.np.array([1.0, 3.0]), compare_vas.np.array([5.0, 7.0]))
+    assert d == -4.0 and round(hi - d, 2) == round(4.303 * 2 ** 0.5, 2)  # Welch df = 2

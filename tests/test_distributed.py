@@ -20,7 +20,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 import mmr1  # noqa: E402
 import vas  # noqa: E402
-from helpers import FROM_COLD_START, assert_learning_signal  # noqa: E402
+from helpers import FROM_COLD_START, InOrder, assert_learning_signal, fixed_rollout  # noqa: E402
 
 G, PROMPTS = 2, 4
 ARGV = ["--image-size", "56", "--group-size", str(G), "--prompts-per-step", str(PROMPTS), "--rl-lr", "1e-3",
@@ -71,6 +71,31 @@ def grpo_steps(out: str, fsdp: bool = False) -> dict:
     return result
 
 
+# dynamic sampling on hand-built outcomes: batch 1 (prompts 0-3) holds live groups 0 and 1, batch 2 (4-7) holds
+# 4 and 7. Kept: 0, 1, 4, 7. Under 2 processes rank 0 holds 0, 1 and 4, rank 1 only 7 (and two weightless copies)
+TABLE = {0: [1, 0], 1: [0, 2], 2: [0, 0], 3: [1, 1], 4: [2, 1], 5: [1, 1], 6: [2, 2], 7: [0, 1]}
+
+
+def filtered_step(fsdp: bool = False) -> dict:
+    """One GRPO step on a batch that --filter-groups 3 refilled, from a fresh tiny model."""
+    args = mmr1.parse_args(ARGV + ["--fsdp"] * fsdp + ["--filter-groups", "3"])
+    examples = mmr1.make_geometry_dataset(8, seed=1, size=56)
+    mmr1.set_seed(0)
+    policy = mmr1.load_policy(args, [e.question + " " + e.rationale for e in examples])
+    mmr1.prepare(policy, args, "cpu", examples[0])
+    ref, opt = mmr1.frozen_copy(policy.model, args), torch.optim.AdamW(policy.model.parameters(), lr=args.rl_lr)
+    real, mmr1.rollout = mmr1.rollout, fixed_rollout(TABLE)
+    try:
+        ro, drawn, outcomes, kept = mmr1.draw_groups(policy, examples, InOrder(PROMPTS), args)
+    finally:
+        mmr1.rollout = real
+    rows = [c for c, m in zip(ro.completions, ro.mask) if m.sum() > 0]  # this rank's kept rollouts
+    adv, ref_logp = mmr1.group_advantages(ro.rewards, G), mmr1.reference_logprobs(ref, policy, ro, args)
+    loss, stats, grad_norm, _ = mmr1.grpo_update(policy, opt, ro, adv, ref_logp, args)
+    return dict(kept=[c for per_rank in mmr1.gather(rows) for c in per_rank], drawn=drawn, n=kept,
+                groups=len(ro.prompts), loss=loss, kl=stats["kl"], grad_norm=grad_norm)
+
+
 @pytest.fixture(scope="module")
 def two_processes(tmp_path_factory):
     out = tmp_path_factory.mktemp("dist") / "steps.pt"
@@ -86,7 +111,7 @@ def one_process(tmp_path_factory):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as each torchrun rank runs (OMP_NUM_THREADS=1): the same reduction order in matmuls
     try:
-        return grpo_steps(str(tmp_path_factory.mktemp("one")))
+        return dict(grpo_steps(str(tmp_path_factory.mktemp("one"))), filtered=filtered_step())
     finally:
         torch.set_num_threads(threads)
 
@@ -109,9 +134,20 @@ def test_two_ranks_take_the_one_process_step(one_process, two_processes, mode):
     assert two["samplers_equal"]
 
 
+@pytest.mark.parametrize("mode", ["replicated", "fsdp"])
+def test_two_ranks_keep_and_train_on_the_groups_one_process_keeps(one_process, two_processes, mode):
+    one, two = one_process["filtered"], two_processes[f"filtered_{mode}"]
+    assert two["kept"] == one["kept"] and len(one["kept"]) == 4 * G and one["n"] == two["n"] == 4
+    assert one["drawn"] == two["drawn"] == list(range(8)) and (one["groups"], two["groups"]) == (4, 3)
+    # on-policy with pi_ref = pi: the loss is 0 up to rounding, the gradient is the policy gradient
+    assert two["loss"] == pytest.approx(one["loss"], abs=1e-6)
+    assert two["grad_norm"] == pytest.approx(one["grad_norm"], rel=5e-6) and one["grad_norm"] > 1e-3
+
+
 if __name__ == "__main__":  # the torchrun side
     mmr1.setup_device(mmr1.parse_args(["--device", "cpu"]))
-    results = {"replicated": grpo_steps(sys.argv[1]), "fsdp": grpo_steps(sys.argv[1], fsdp=True)}
+    results = {"replicated": grpo_steps(sys.argv[1]), "fsdp": grpo_steps(sys.argv[1], fsdp=True),
+               "filtered_replicated": filtered_step(), "filtered_fsdp": filtered_step(fsdp=True)}
     if mmr1.rank() == 0:
         torch.save(results, os.path.join(sys.argv[1], "steps.pt"))
     torch.distributed.destroy_process_group()

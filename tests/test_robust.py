@@ -141,6 +141,20 @@ def test_a_signal_in_the_middle_of_rl_then_resume_equals_the_uninterrupted_run(r
     assert_equals_straight(tmp_path, straight_run)
 
 
+def test_a_signal_in_a_filtered_step_then_resume_equals_the_uninterrupted_run(run, tmp_path, monkeypatch):
+    """--filter-groups draws a varying number of batches a step (refills from the sampler, more sampling noise):
+    a resume must still continue on the very same draws."""
+    filtered = [*run, "--filter-groups", "3", "--group-size", "2"]  # pairs agree more often than fours
+    mmr1.main([*filtered, "--out", str(tmp_path / "straight")])
+    assert max(r["rollouts/dropped"] for r in rows(tmp_path / "straight", "rl")) > 0  # something was dropped
+    send_signal_during(monkeypatch, signal.SIGTERM, "rl", 1)
+    with pytest.raises(SystemExit):
+        mmr1.main([*filtered, "--out", str(tmp_path / "resumed")])
+    monkeypatch.undo()
+    mmr1.main([*filtered, "--resume", str(tmp_path / "resumed")])
+    assert_equals_straight(tmp_path / "resumed", tmp_path / "straight")
+
+
 def test_resumed_rl_updates_in_train_mode_with_checkpointing(run, straight_run, tmp_path, monkeypatch):
     """from_pretrained returns a model in eval mode, which would silently switch gradient checkpointing off:
     after --resume in the middle of RL, every update still runs in train mode with checkpointing on. And a
