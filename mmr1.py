@@ -70,9 +70,9 @@ import vas
 # Flags
 
 
-def flag(default, help_text: str) -> dataclasses.Field:
-    """A field of Args with its --help text."""
-    return dataclasses.field(default=default, metadata={"help": help_text})
+def flag(default, help_text: str, choices: tuple | None = None) -> dataclasses.Field:
+    """A field of Args with its --help text (and the values argparse accepts, where they are few)."""
+    return dataclasses.field(default=default, metadata={"help": help_text, "choices": choices})
 
 
 @dataclass
@@ -81,8 +81,9 @@ class Args:
     model: str = flag("tiny", '"tiny", "Qwen2.5-VL-3B", "Qwen2.5-VL-7B", a hub id or a local directory')
     seed: int = flag(0, "seeds python, numpy and torch; the toy data has its own --data-seed")
     out: str = flag("", "output directory; default runs/<timestamp>")
-    device: str = flag("auto", '"auto" (cuda if available), "cpu" or "cuda"')
-    dtype: str = flag("float32", "compute dtype; bfloat16 = autocast over fp32 master weights (the presets)")
+    device: str = flag("auto", '"auto" (cuda if available), "cpu" or "cuda"', ("auto", "cpu", "cuda"))
+    dtype: str = flag("float32", "compute dtype; bfloat16 = autocast over fp32 master weights (the presets)",
+                      ("float32", "bfloat16"))
     init_from: str = flag("", "start from this checkpoint (a run's sft/ or final/ directory) and skip SFT")
     resume: str = flag("", "continue the run in this directory exactly where its last checkpoint.pt left off")
     save_every: int = flag(50, "write checkpoint.pt every this many steps (also at the end and on Ctrl-C)")
@@ -90,6 +91,7 @@ class Args:
     # data
     data: str = flag("", "read sft/rl/test.jsonl in MMR1's schema from this directory instead of toy data")
     export_data: str = flag("", "write the toy data in MMR1's schema to this directory and exit")
+    plot: str = flag("", "draw curves.png for this run directory (finished or still running) and exit")
     data_seed: int = flag(0, "seed of the toy geometry generator")
     num_sft: int = flag(6000, "toy cold-start examples (the paper: ~1.6M long-CoT items)")
     num_rl: int = flag(256, "toy RL prompt pool (the paper: ~15k prompts)")
@@ -104,7 +106,7 @@ class Args:
     # model
     grad_checkpointing: bool = flag(False, "trade compute for memory (the presets turn it on)")
     freeze_vision: str = flag("rl", 'stages with a frozen vision tower: "none", "rl" (it learns to see in '
-                                    'SFT only) or "all"')
+                                    'SFT only) or "all"', ("none", "rl", "all"))
     micro_batch: int = flag(0, "sequences per forward/backward pass; 0 = whole batch at once")
     rollout_batch: int = flag(0, "sequences per sampling call (KV cache memory); 0 = the whole batch at once")
     # cold-start SFT
@@ -134,7 +136,7 @@ class Args:
     refresh_every: int = flag(30, "T_update, RL steps between full re-scorings (the paper: 35); 0 = never")
     alpha: float = flag(0.8, "alpha, weight of OVS in VPS (the paper: 0.8)")
     beta: float = flag(0.2, "beta, weight of TDS in VPS (the paper: 0.2)")
-    diversity: str = flag("self_bleu", "TDS method: self_bleu, distinct or edit")
+    diversity: str = flag("self_bleu", "TDS method", ("self_bleu", "distinct", "edit"))
     vas_online: bool = flag(True, "also refresh scores from each step's training rollouts (beyond the paper)")
     filter_groups: int = flag(0, "DAPO's dynamic sampling: drop groups whose G rewards all agree, drawing up to "
                                  "this many batches a step to refill B; 0 = off")
@@ -159,7 +161,7 @@ def parse_args(argv: list[str] | None = None) -> Args:
              "float": dict(type=float), "str": dict(type=str)}
     for f in dataclasses.fields(Args):  # argparse reads % in a help text as a format: "10%" becomes "10%%"
         parser.add_argument("--" + f.name.replace("_", "-"), **kinds[f.type], default=f.default,
-                            help=f.metadata["help"].replace("%", "%%"))
+                            choices=f.metadata["choices"], help=f.metadata["help"].replace("%", "%%"))
     args = parser.parse_args(argv)
     if args.model in PRESETS:  # a preset changes the defaults, then we parse again so flags win
         parser.set_defaults(**PAPER_SETTINGS)
@@ -188,10 +190,6 @@ def _check_args(parser: argparse.ArgumentParser, a: argparse.Namespace) -> None:
         (a.temperature > 0 and 0 < a.top_p <= 1, "--temperature must be > 0 and --top-p in (0, 1]"),
         (a.clip_low >= 0 and a.clip_high >= 0 and a.kl_coef >= 0,
          "--clip-low, --clip-high and --kl-coef must be >= 0"),
-        (a.diversity in ("self_bleu", "distinct", "edit"), "--diversity must be self_bleu, distinct or edit"),
-        (a.freeze_vision in ("none", "rl", "all"), "--freeze-vision must be none, rl or all"),
-        (a.dtype in ("float32", "bfloat16"), "--dtype must be float32 or bfloat16"),
-        (a.device in ("auto", "cpu", "cuda"), "--device must be auto, cpu or cuda"),
         (a.image_size >= 28, "--image-size must be >= 28 (one merged 2x2 patch of 14 px)"),
         (0 <= a.teacher_error <= 1, "--teacher-error must be in [0, 1]"),
         (min(a.num_sft, a.num_rl, a.num_test) >= 1, "--num-sft, --num-rl and --num-test must be >= 1"),
@@ -843,9 +841,7 @@ def sft(policy: Policy, examples: list[Example], args: Args, metrics_file, state
         for a, b in micro_batches(len(rows), 1, args.micro_batch):
             logp = token_logprobs(model, policy, prompts[a:b], ids[a:b], mask[a:b], sft_args)  # (b - a, C)
             loss = -(logp * mask[a:b]).sum() / mask[a:b].sum().clamp(min=1)  # this part's token-mean
-            share = float(mask[a:b].sum() / total)  # its weight in the token-mean of the global batch
-            (loss * share * world()).backward()  # ranks' gradients are averaged: x K makes that their sum
-            loss_sum += loss.item() * share
+            loss_sum += loss.item() * backward(loss, mask[a:b].sum(), total)
         loss, _, grad_norm, _ = step_optimiser(model, opt, args, loss_sum)
         sched.step()
         bar.set_postfix(loss=f"{loss:.3f}")
@@ -853,6 +849,16 @@ def sft(policy: Policy, examples: list[Example], args: Args, metrics_file, state
                            "sft/lr": sched.get_last_lr()[0], "perf/step_s": time.time() - t0})
         end_of_step(args, model, opt, metrics_file, dict(run, step=step + 1, stage="sft"),
                     step + 1 == args.sft_steps, scheduler=sched)
+
+
+def backward(loss: torch.Tensor, units: torch.Tensor, total: torch.Tensor) -> float:
+    """Backward of one micro-batch's mean `loss` over its `units` (tokens, or sequences), weighted by their
+    share of the `total` units of the global batch, every rank's included: the parts then add up to the
+    global batch's mean (as num_items_in_batch does in TRL). Ranks' gradients are averaged, so x K makes
+    that their sum. Returns the weight."""
+    share = float(units / total)
+    (loss * share * world()).backward()
+    return share
 
 
 def grpo_update(policy: Policy, opt, ro: Rollouts, adv: torch.Tensor, ref_logp: torch.Tensor | None,
@@ -872,8 +878,7 @@ def grpo_update(policy: Policy, opt, ro: Rollouts, adv: torch.Tensor, ref_logp: 
         ref = ref_logp[rows, :c] if ref_logp is not None else None
         loss, stats = grpo_loss(logp, ro.logp[rows, :c], ref, adv[rows], mask, args.clip_low, args.clip_high,
                                 args.kl_coef, args.seq_mean)  # GRPO: this part's token-mean
-        share = float(units[rows].sum() / total)  # its weight in the global mean
-        (loss * share * world()).backward()  # ranks' gradients are averaged: x K makes that their sum
+        share = backward(loss, units[rows].sum(), total)
         loss_sum += loss.item() * share
         stats_sum.update({k: v * share for k, v in stats.items()})
     return step_optimiser(model, opt, args, loss_sum, stats_sum)
@@ -893,7 +898,9 @@ def reference_logprobs(ref, policy: Policy, ro: Rollouts, args: Args) -> torch.T
 
 def rl(policy: Policy, pool: list[Example], test: list[Example], args: Args, metrics_file,
        state: dict | None = None) -> None:
-    """GRPO with prompts drawn by VAS (--vas) or by a uniform shuffle: the paper's Algorithm 1."""
+    """GRPO with prompts drawn by VAS (--vas) or by a uniform shuffle: the paper's Algorithm 1. Each step:
+    every T_update steps score the pool (VPS), draw B prompts (lambda*B by VPS, the rest uniform), roll out G
+    completions of each and reward them, group advantages, the GRPO update, online re-scoring."""
     model, G = policy.model, args.group_size
     ref = frozen_copy(model, args) if args.kl_coef > 0 else None  # pi_ref: the policy as RL begins
     if args.freeze_vision != "none":  # RL's noisy updates would wear away the perception SFT taught
@@ -906,44 +913,52 @@ def rl(policy: Policy, pool: list[Example], test: list[Example], args: Args, met
     run = restore(state, model, opt, dict(step=0, skipped=0, refresh_s=0.0, rollouts=0, dropped=0, wall_s=0.0),
                   sampler=sampler)
     for step in (bar := progress(range(run["step"], args.rl_steps), "rl")):
-        metrics = {"stage": "rl", "step": step}
+        refresh_s = None
         if args.vas and (step == 0 or args.refresh_every and step % args.refresh_every == 0):
-            metrics["vas/refresh_s"] = score_pool(policy, pool, sampler, args)  # VAS: every T_update steps
-            run["refresh_s"] += metrics["vas/refresh_s"]
-            run["rollouts"] += len(pool) * args.num_scoring
-        t0 = time.time()
-        ro, batch_ids, outcomes, kept = draw_groups(policy, pool, sampler, args)  # B prompts, G rollouts each
-        t_sample = time.time()
+            refresh_s = score_pool(policy, pool, sampler, args)  # VAS: N rollouts a prompt -> VPS, every T_update
+            run["rollouts"] += len(pool) * args.num_scoring  # VAS's cost, counted with the training rollouts
+        clock = [time.time()]
+        ro, drawn, outcomes, kept = draw_groups(policy, pool, sampler, args)  # B prompts, G rewarded rollouts each
+        clock.append(time.time())
         adv = group_advantages(ro.rewards, G, scale_std=args.scale_std).to(ro.mask.device)  # GRPO: (B*G,)
         ref_logp = reference_logprobs(ref, policy, ro, args)  # (B*G, C)
-        t_ref = time.time()
+        clock.append(time.time())
         for _ in range(args.update_epochs):  # GRPO: 1 = on-policy; more reuse the batch and the clip acts
             loss, stats, grad_norm, stepped = grpo_update(policy, opt, ro, adv, ref_logp, args)
             run["skipped"] += not stepped  # a non-finite loss or gradient: skipped, training goes on
-        rewards, correct, formats = (torch.cat(x) for x in list(zip(*outcomes))[:3])  # every drawn group's
+        correct = torch.cat([o[1] for o in outcomes])  # every drawn group's, every rank's
         if args.vas and args.vas_online:  # VAS (beyond the paper): free re-scoring from training rollouts
-            sampler.update(batch_ids, correct.view(-1, G).numpy(), [r for o in outcomes for r in o[3]])
-        zero_std = (rewards.view(-1, G).std(1) == 0).float().mean().item()
-        n_tokens = int(all_sum(ro.mask.sum()).item())
-        run["rollouts"] += len(rewards)
-        run["dropped"] += len(rewards) - kept * G
-        run["wall_s"] += time.time() - t0 + metrics.get("vas/refresh_s", 0.0)
-        metrics.update({"train/loss": loss, "train/grad_norm": grad_norm,
-                        "train/skipped_steps": run["skipped"], **{f"train/{k}": v for k, v in stats.items()},
-                        "reward/mean": rewards.mean().item(), "reward/accuracy": correct.mean().item(),
-                        "reward/format": formats.mean().item(), "reward/zero_std_frac": zero_std,
-                        "reward/completion_len": n_tokens / (kept * G),
-                        "vas/vps_mean": float(sampler.scores.mean()), "vas/refresh_s_total": run["refresh_s"],
-                        "rollouts/total": run["rollouts"], "rollouts/dropped": run["dropped"],
-                        "perf/wall_s": run["wall_s"], "perf/step_s": time.time() - t0,
-                        "perf/sample_s": t_sample - t0, "perf/ref_s": t_ref - t_sample,
-                        "perf/update_s": time.time() - t_ref, "perf/rollout_tokens_per_s": n_tokens / (t_sample - t0)})
+            sampler.update(drawn, correct.view(-1, G).numpy(), [r for o in outcomes for r in o[3]])
+        metrics = rl_metrics(step, run, ro, outcomes, kept, refresh_s, clock, args)
+        metrics.update({"train/loss": loss, "train/grad_norm": grad_norm, "train/skipped_steps": run["skipped"],
+                        **{f"train/{k}": v for k, v in stats.items()}, "vas/vps_mean": float(sampler.scores.mean())})
         if args.eval_every and (step + 1) % args.eval_every == 0 or step + 1 == args.rl_steps:
             metrics.update(evaluate(policy, test, args))
         log(metrics_file, metrics)
-        bar.set_postfix(acc=f"{metrics['reward/accuracy']:.2f}", zero_std=f"{zero_std:.2f}")
+        bar.set_postfix(acc=f"{metrics['reward/accuracy']:.2f}", zero_std=f"{metrics['reward/zero_std_frac']:.2f}")
         end_of_step(args, model, opt, metrics_file, dict(run, step=step + 1, stage="rl"),
                     step + 1 == args.rl_steps, sampler=sampler)
+
+
+def rl_metrics(step: int, run: dict, ro: Rollouts, outcomes: list, kept: int, refresh_s: float | None,
+               clock: list[float], args: Args) -> dict:
+    """The bookkeeping of one RL step: `run`'s counters of rollouts (training, VAS scoring, dropped) and
+    seconds, and the step's metrics of rewards, compute and time (every key is explained in the README)."""
+    G, (t0, t_sample, t_ref), now = args.group_size, clock, time.time()
+    rewards, correct, formats = (torch.cat(x) for x in list(zip(*outcomes))[:3])  # every drawn group's
+    n_tokens = int(all_sum(ro.mask.sum()).item())
+    run["rollouts"] += len(rewards)
+    run["dropped"] += len(rewards) - kept * G
+    run["refresh_s"] += refresh_s or 0.0
+    run["wall_s"] += now - t0 + (refresh_s or 0.0)
+    return {"stage": "rl", "step": step, **({"vas/refresh_s": refresh_s} if refresh_s is not None else {}),
+            "reward/mean": rewards.mean().item(), "reward/accuracy": correct.mean().item(),
+            "reward/format": formats.mean().item(),
+            "reward/zero_std_frac": (rewards.view(-1, G).std(1) == 0).float().mean().item(),
+            "reward/completion_len": n_tokens / max(1, kept * G), "vas/refresh_s_total": run["refresh_s"],
+            "rollouts/total": run["rollouts"], "rollouts/dropped": run["dropped"], "perf/wall_s": run["wall_s"],
+            "perf/step_s": now - t0, "perf/sample_s": t_sample - t0, "perf/ref_s": t_ref - t_sample,
+            "perf/update_s": now - t_ref, "perf/rollout_tokens_per_s": n_tokens / (t_sample - t0)}
 
 
 def draw_groups(policy: Policy, pool: list[Example], sampler: vas.VarianceAwareSampler, args: Args):
@@ -1048,6 +1063,8 @@ def blind_baseline(train: list[Example], test: list[Example]) -> float:
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     t_start = time.time()
+    if args.plot:
+        return print(f"wrote {plot_curves(args.plot)}") or {}
     splits = load_data(args.data) if args.data else toy_splits(args)
     if args.export_data:
         export_data(splits, args.export_data)
@@ -1087,6 +1104,7 @@ def main(argv: list[str] | None = None) -> dict:
     summary.update({"time/total_s": time.time() - t_start, "memory/peak_rss_mb": peak_rss_mb()})
     if rank() == 0:
         json.dump(summary, open(os.path.join(args.out, "summary.json"), "w"), indent=1)
+        plot_curves(args.out)
         print_summary(summary, args.out)
     if dist.is_initialized():
         dist.destroy_process_group()
@@ -1097,7 +1115,37 @@ def print_summary(summary: dict, out: str) -> None:
     print(f"\n{'metric':<40} value")
     for k, v in summary.items():
         print(f"{k:<40} {v:.3f}" if isinstance(v, float) else f"{k:<40} {v}")
-    print(f"\nwrote {out}/metrics.jsonl, summary.json, final/ (load with --init-from {out}/final)")
+    print(f"\nwrote {out}/metrics.jsonl, summary.json, curves.png, final/ (load with --init-from {out}/final)")
+
+
+def plot_curves(out: str) -> str:
+    """curves.png beside a run's metrics.jsonl: what to watch in a run, against the step. Returns its path."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    rows = [json.loads(line) for line in open(os.path.join(out, "metrics.jsonl"))]
+    sft, rl = [r for r in rows if r["stage"] == "sft"], [r for r in rows if r["stage"] == "rl"]
+    evals = [dict(r, step=-1) for r in rows if r["stage"] == "sft_done"] + [r for r in rl if "eval/accuracy" in r]
+    fig, axes = plt.subplots(2, 4, figsize=(18, 7))
+    axes[0, 0].plot([r["step"] for r in sft], [r["sft/loss"] for r in sft])
+    axes[0, 0].set(title="SFT: cross-entropy", xlabel="SFT step")
+    for key in [k for k in (evals or [{}])[0] if k.startswith("eval/accuracy")]:  # after SFT = RL step 0
+        axes[0, 1].plot([r["step"] + 1 for r in evals], [r[key] for r in evals], marker="o", label=key[14:] or "all")
+    axes[0, 1].set(title="held-out accuracy (greedy)", xlabel="RL step")
+    panels = [("reward/mean", "reward/accuracy", "reward/format"), ("reward/zero_std_frac",), ("train/kl",),
+              ("train/grad_norm",), ("train/clip_frac",), ("reward/completion_len",)]
+    for ax, keys in zip(axes.flat[2:], panels):
+        for key in keys:
+            ax.plot([r["step"] for r in rl], [r[key] for r in rl], label=key)
+        ax.set(title=" ".join(keys) if len(keys) == 1 else "reward (format + accuracy)", xlabel="RL step")
+    for ax in axes.flat:
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(os.path.join(out, "curves.png"), dpi=90)
+    plt.close(fig)
+    return os.path.join(out, "curves.png")
 
 
 # ----------------------------------------------------------------------------------------------------

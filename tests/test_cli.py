@@ -71,7 +71,7 @@ def test_cli_run_learns_and_writes_metrics_summary_and_checkpoints(tiny_run, col
                                               if k != "lm_head.weight")  # tied to the embedding
     assert summary["time/total_s"] >= summary["time/rl_s"] > 0 and summary["memory/peak_rss_mb"] > 100
     assert not (out / "sft").exists() and (out / "final" / "config.json").exists()
-    assert (out / "final" / "tokenizer.json").exists()
+    assert (out / "final" / "tokenizer.json").exists() and (out / "curves.png").stat().st_size > 20_000
     table = proc.stdout.split("\nmetric ")[-1]  # the table printed at the end
     assert f"eval/accuracy_after_rl                   {summary['eval/accuracy_after_rl']:.3f}" in table
 

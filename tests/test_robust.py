@@ -164,6 +164,9 @@ def test_resumed_rl_updates_in_train_mode_with_checkpointing(run, straight_run, 
     with pytest.raises(SystemExit):
         mmr1.main(flags)
     monkeypatch.undo()
+    assert not (tmp_path / "curves.png").exists()  # drawn at the end of a run, or on request:
+    mmr1.main(["--plot", str(tmp_path)])  # an unfinished run's curves so far
+    assert (tmp_path / "curves.png").stat().st_size > 20_000
     seen, real = [], mmr1.token_logprobs
 
     def record(net, *args, **kwargs):
@@ -174,7 +177,9 @@ def test_resumed_rl_updates_in_train_mode_with_checkpointing(run, straight_run, 
     monkeypatch.setattr(mmr1, "token_logprobs", record)
     summary = mmr1.main([*flags, "--resume", str(tmp_path)])
     assert seen and all(seen)  # steps 2 (and its micro-batches), in train mode, checkpointing on
+    (tmp_path / "curves.png").unlink()
     again = mmr1.main([*flags, "--resume", str(tmp_path)])  # finished: nothing to do, the same summary
+    assert (tmp_path / "curves.png").exists()  # and the curves drawn again
     assert "eval/accuracy_after_rl" in summary and again["eval/accuracy_after_rl"] == summary["eval/accuracy_after_rl"]
 
 
@@ -290,7 +295,8 @@ def test_a_model_that_cannot_be_loaded_writes_nothing(run, tmp_path):
 
 @pytest.mark.parametrize("flag,value", [("--beta", "-0.1"), ("--mixture-ratio", "-0.1"), ("--group-size", "0"),
                                         ("--sft-lr", "0"), ("--rl-lr", "-1e-6"), ("--rl-steps", "-1"),
-                                        ("--save-every", "-1"), ("--prompts-per-step", "0")])
+                                        ("--save-every", "-1"), ("--prompts-per-step", "0"), ("--filter-groups", "-1"),
+                                        ("--freeze-vision", "sft"), ("--dtype", "float16")])
 def test_more_bad_flags(flag, value, capsys):
     with pytest.raises(SystemExit) as e:
         mmr1.parse_args([flag, value])
