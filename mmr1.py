@@ -988,23 +988,18 @@ def draw_groups(policy: Policy, pool: list[Example], sampler: vas.VarianceAwareS
 def select(parts: list[tuple[Rollouts, list[int]]], group: int, groups: int, pad: int) -> Rollouts:
     """The chosen groups of several Rollouts as one batch of `groups` groups, padded where fewer were chosen
     with copies of the last group whose mask is 0: they weigh nothing in the loss."""
-    last = parts[-1][0]
     n_pad = groups - sum(len(k) for _, k in parts)
-    parts = parts + [(last, [len(last.prompts) - 1] * n_pad)]
+    parts = parts + [(parts[-1][0], [len(parts[-1][0].prompts) - 1] * n_pad)]
     width, fields = max(ro.mask.shape[1] for ro, _ in parts), {}
     for f in dataclasses.fields(Rollouts):
         values = []
         for ro, keep in parts:
             v = getattr(ro, f.name)
             rows = keep if f.name == "prompts" else [g * group + i for g in keep for i in range(group)]
-            if not isinstance(v, torch.Tensor):
-                values.append([v[r] for r in rows])
-            elif v.dim() == 1:
-                values.append(v[rows])
-            else:  # (rows, C) padded to the widest
-                values.append(torch.nn.functional.pad(v[rows], (0, width - v.shape[1]),
-                                                      value=pad * (f.name == "completion_ids")))
-        fields[f.name] = torch.cat(values) if isinstance(values[0], torch.Tensor) else sum(values, [])
+            if isinstance(v, torch.Tensor) and v.dim() == 2:  # (rows, C), padded to the widest
+                v = torch.nn.functional.pad(v, (0, width - v.shape[1]), value=pad * (f.name == "completion_ids"))
+            values.append([v[r] for r in rows] if isinstance(v, list) else v[rows])
+        fields[f.name] = sum(values, []) if isinstance(values[0], list) else torch.cat(values)
     fields["mask"][len(fields["mask"]) - n_pad * group:] = 0
     return Rollouts(**fields)
 
