@@ -4,6 +4,12 @@ Implements Leng et al., 2025, "MMR1: Enhancing Multimodal Reasoning with Varianc
 Open Resources" (arXiv 2509.21268): a supervised cold start on chain-of-thought data, then GRPO
 (Shao et al., 2024) whose prompts are drawn by Variance-Aware Sampling (VAS, `vas.py`).
 
+Why VAS: a group whose G rewards all agree has advantage 0 everywhere, so its G rollouts cost compute and move
+nothing. VAS predicts before rolling out which prompts will disagree (it scores the pool every T_update steps,
+N rollouts a prompt, and draws by VPS); DAPO's dynamic sampling (`--filter-groups`) finds out after rolling
+out and pays for the dropped groups. Either gains only where many prompts are dead (always or never solved),
+as happens late in real training (README, "When VAS pays").
+
 Run it:
     python mmr1.py --vas                # tiny Qwen2.5-VL from scratch on toy geometry, 2 CPU cores, ~5 min
     python mmr1.py --model Qwen2.5-VL-3B --vas --data DIR   # the paper's 3B setting on one GPU
