@@ -83,6 +83,7 @@ def read_run(out: str, family: str) -> dict:
             "accuracy": [r["eval/accuracy"] for r in evals],
             "target_accuracy": [r[f"eval/accuracy_{family}"] for r in evals],
             "zero_std_frac": float(np.mean([r["reward/zero_std_frac"] for r in rl])),
+            "zero_std_start": float(np.mean([r["reward/zero_std_frac"] for r in rl[:5]])),  # the pool as it began
             "dropped_frac": rl[-1]["rollouts/dropped"] / rl[-1]["rollouts/total"],
             "scoring_rollouts": sum("vas/refresh_s" in r for r in rl) * args["num_rl"] * args["num_scoring"],
             "grad_norm": float(np.median([r["train/grad_norm"] for r in rl])),
@@ -149,8 +150,8 @@ def plot(results: dict, family: str, target: float, path: str) -> None:
 
 def table(results: dict, family: str, target: float) -> list[str]:
     lines = [f"| dead share | arm | rollouts until {family} >= {100 * target:.0f}% (95% interval) | reached "
-             "| vs uniform (95% Welch) | final {0} | final overall | all-equal groups | dropped | scoring "
-             "| median grad norm |".format(family), "|" + " --- |" * 11]
+             "| vs uniform (95% Welch) | final {0} | final overall | all-equal groups, steps 1-5 / all "
+             "| dropped | scoring | median grad norm |".format(family), "|" + " --- |" * 11]
     for share, arms in results.items():
         reached = {arm: [to_target(r, target) for r in seeds.values()] for arm, seeds in arms.items()}
         for arm, seeds in arms.items():
@@ -167,7 +168,8 @@ def table(results: dict, family: str, target: float) -> list[str]:
             mean = lambda k: np.mean([r[k] for r in runs])  # noqa: E731
             final = lambda k: 100 * np.mean([r[k][-1] for r in runs])  # noqa: E731
             lines.append(f"| {share} | {arm} | {cost} | {len(hits)}/{len(runs)} | {versus} "
-                         f"| {final('target_accuracy'):.1f}% | {final('accuracy'):.1f}% | {mean('zero_std_frac'):.2f} "
+                         f"| {final('target_accuracy'):.1f}% | {final('accuracy'):.1f}% "
+                         f"| {mean('zero_std_start'):.2f} / {mean('zero_std_frac'):.2f} "
                          f"| {100 * mean('dropped_frac'):.0f}% | {mean('scoring_rollouts'):,.0f} "
                          f"| {mean('grad_norm'):.3f} |")
     return lines
