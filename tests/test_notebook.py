@@ -73,7 +73,7 @@ def images(nb):
 def test_notebook_runs_top_to_bottom():
     nb = nbformat.read(NOTEBOOK, as_version=4)
     execute(nb, fast=True)  # raises CellExecutionError, naming the cell, at the first error
-    assert images(nb) >= 8
+    assert images(nb) >= 10
     assert "FAST sizes" in code_cells(nb)[-1].outputs[0]["text"]
 
 
@@ -82,7 +82,7 @@ def test_committed_notebook_has_the_outputs_of_a_full_run():
     cells = code_cells(nb)
     assert [cell.execution_count for cell in cells] == list(range(1, len(cells) + 1)), "run top to bottom once"
     assert not any(out.output_type == "error" for cell in cells for out in cell.outputs)
-    assert images(nb) >= 8, "the pictures are committed, so a reader on the web sees them"
+    assert images(nb) >= 10, "the pictures are committed, so a reader on the web sees them"
     assert "full sizes" in cells[-1].outputs[0]["text"], "the committed outputs come from the full run"
 
 
@@ -106,7 +106,8 @@ def test_committed_outputs_come_from_the_current_code():
 
 
 @pytest.mark.parametrize("section", ["The toy data", "How an image becomes tokens", "The tiny Qwen2.5-VL",
-                                     "Cold-start SFT", "GRPO by hand", "VAS on real rollouts",
+                                     "Cold-start SFT", "GRPO by hand", "One GRPO step by hand",
+                                     "VAS on real rollouts",
                                      "with and without VAS", "Variance-Progress theorem"])
 def test_every_step_is_there(section):
     nb = nbformat.read(NOTEBOOK, as_version=4)
