@@ -1125,23 +1125,21 @@ def plot_curves(out: str) -> str:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     rows = [json.loads(line) for line in open(os.path.join(out, "metrics.jsonl"))]
-    sft, rl = [r for r in rows if r["stage"] == "sft"], [r for r in rows if r["stage"] == "rl"]
-    evals = [dict(r, step=-1) for r in rows if r["stage"] == "sft_done"] + [r for r in rl if "eval/accuracy" in r]
+    evals = [dict(r, step=r.get("step", -1)) for r in rows if "eval/accuracy" in r]  # after SFT = RL step 0
+    panels = {"SFT: cross-entropy": ("sft", ["sft/loss"]),
+              "held-out accuracy (greedy)": ("eval", [k for k in (evals or [{}])[0] if k.startswith("eval/acc")]),
+              "reward (format + accuracy)": ("rl", ["reward/mean", "reward/accuracy", "reward/format"]),
+              **{key: ("rl", [key]) for key in ("reward/zero_std_frac", "train/kl", "train/grad_norm",
+                                                "train/clip_frac", "reward/completion_len")}}
     fig, axes = plt.subplots(2, 4, figsize=(18, 7))
-    axes[0, 0].plot([r["step"] for r in sft], [r["sft/loss"] for r in sft])
-    axes[0, 0].set(title="SFT: cross-entropy", xlabel="SFT step")
-    for key in [k for k in (evals or [{}])[0] if k.startswith("eval/accuracy")]:  # after SFT = RL step 0
-        axes[0, 1].plot([r["step"] + 1 for r in evals], [r[key] for r in evals], marker="o", label=key[14:] or "all")
-    axes[0, 1].set(title="held-out accuracy (greedy)", xlabel="RL step")
-    panels = [("reward/mean", "reward/accuracy", "reward/format"), ("reward/zero_std_frac",), ("train/kl",),
-              ("train/grad_norm",), ("train/clip_frac",), ("reward/completion_len",)]
-    for ax, keys in zip(axes.flat[2:], panels):
+    for ax, (title, (stage, keys)) in zip(axes.flat, panels.items()):
+        got = evals if stage == "eval" else [r for r in rows if r["stage"] == stage]
         for key in keys:
-            ax.plot([r["step"] for r in rl], [r[key] for r in rl], label=key)
-        ax.set(title=" ".join(keys) if len(keys) == 1 else "reward (format + accuracy)", xlabel="RL step")
-    for ax in axes.flat:
+            ax.plot([r["step"] + (stage == "eval") for r in got], [r[key] for r in got],
+                    marker="o" if stage == "eval" else None, label=key.split("/")[1].replace("accuracy_", ""))
+        ax.set(title=title, xlabel=("SFT" if stage == "sft" else "RL") + " step")
         ax.grid(alpha=0.3)
-        if ax.get_legend_handles_labels()[0]:
+        if len(keys) > 1:
             ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(os.path.join(out, "curves.png"), dpi=90)
