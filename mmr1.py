@@ -643,13 +643,20 @@ def micro_batches(n_prompts: int, group: int, micro_batch: int) -> list[tuple[in
     return [(a, min(n_prompts, a + per_part)) for a in range(0, n_prompts, per_part)]
 
 
+def hidden_states(net, **inputs):
+    """The last hidden states (N, L, H), after the final norm: what the lm_head turns into logits; and the
+    cache. Through the model's own forward (FSDP's hooks need it), with one position's logits, not L."""
+    out = net(**inputs, output_hidden_states=-1, logits_to_keep=1)  # -1: the last one only, the others None
+    return out.hidden_states[-1], out.cache
+
+
 def prefill(net, batch: dict, group: int):
     """One forward over each distinct prompt, its KV cache then repeated for the G rows of its group: the
-    prompt (and the vision tower) runs once per group. Returns the cache and the logits of each row's first
-    completion token (N, 1, V)."""
-    out = net(**{k: v for k, v in batch.items() if k != "next_position"}, use_cache=True, logits_to_keep=1)
-    out.cache.batch_repeat_interleave(group)  # copied, not recomputed
-    return out.cache, out.logits.repeat_interleave(group, 0)
+    prompt (and the vision tower) runs once per group. Returns the cache and the hidden state of each row's
+    last prompt position (N, 1, H), from which its first completion token is predicted."""
+    hidden, cache = hidden_states(net, **{k: v for k, v in batch.items() if k != "next_position"}, use_cache=True)
+    cache.batch_repeat_interleave(group)  # copied, not recomputed
+    return cache, hidden[:, -1:].repeat_interleave(group, 0)
 
 
 @torch.no_grad()
@@ -659,8 +666,8 @@ def sample(policy: Policy, batch: dict, group: int, args: Args, greedy: bool = F
     penalty there would make the rollouts off-policy. Returns completions (B*G, C), their mask and each
     sampled token's log-prob, which is log pi_old for free. C ends at the longest real completion."""
     model, n = policy.model, len(batch["input_ids"]) * group
-    cache, logits = prefill(model, batch, group)
-    logits = logits[:, -1]  # (N, V) the first completion token
+    cache, hidden = prefill(model, batch, group)
+    logits = model.lm_head(hidden[:, -1])  # (N, V) the first completion token
     attn = batch["attention_mask"].repeat_interleave(group, 0)  # (N, L)
     position = batch["next_position"].repeat_interleave(group)  # (N,) the prompt's rope offset, carried on
     done = torch.zeros(n, dtype=torch.bool, device=logits.device)
@@ -710,12 +717,24 @@ def rollout(policy: Policy, examples: list[Example], args: Args, group: int,
     return Rollouts(prompts, completions, mask, ids, logp, texts, scores[:, 2], scores[:, 1], scores[:, 0])
 
 
+LOGIT_CHUNK = 2 ** 24  # logits scored at a time: 64 MB in float32, 110 positions of Qwen's 151,936 words
+
+
+def chosen_logprobs(hidden: torch.Tensor, head: torch.Tensor, tokens: torch.Tensor, temperature: float,
+                    suppress: list[int]) -> torch.Tensor:
+    """log pi(y) = z_y / T - logsumexp(z / T) for hidden states (n, H), lm_head weight (V, H), tokens (n,),
+    the excluded ids' logits at -inf as in sampling: `log_policy` of one position, without keeping (n, V)."""
+    logits = torch.nn.functional.linear(hidden, head).float()  # (n, V)
+    logits = logits.index_fill(-1, torch.tensor(suppress, device=logits.device), -math.inf) / temperature
+    return logits.gather(-1, tokens[:, None])[:, 0] - logits.logsumexp(-1)  # (n,)
+
+
 def token_logprobs(net, policy: Policy, prompts: list[Prompt], completions: torch.Tensor, mask: torch.Tensor,
                    args: Args, shared: bool = True) -> torch.Tensor:
     """log pi(y_t | x, y_<t) of each completion token (B*G, C), teacher-forced, float32, logits / T.
     shared: `prefill`, then one forward over the completion tokens alone, the gradient flowing back into
     the prompt through the cache: the numbers of one full row per rollout (shared=False), G times cheaper
-    in the prompt."""
+    in the prompt. The logits (N, C, V) are never held: LOGIT_CHUNK at a time, recomputed in the backward."""
     device = completions.device
     group, (n, c) = len(completions) // len(prompts), completions.shape
     batch = prompt_batch(policy, prompts, device)
@@ -726,16 +745,26 @@ def token_logprobs(net, policy: Policy, prompts: list[Prompt], completions: torc
     shared = shared and not (args.grad_checkpointing and torch.is_grad_enabled())
     with autocast(args, device):
         if shared:
-            cache, first = prefill(net, batch, group)
-            rest = net(input_ids=completions, attention_mask=attn, position_ids=position, cache=cache)
-            logits = torch.cat([first, rest.logits[:, :-1]], 1)  # (N, C, V)
+            cache, first = prefill(net, batch, group)  # (N, 1, H) the prompt's last position
+            rest, _ = hidden_states(net, input_ids=completions, attention_mask=attn, position_ids=position,
+                                    cache=cache)  # (N, C, H)
         else:
             rows = prompt_batch(policy, [p for p in prompts for _ in range(group)], device)
-            out = net(input_ids=torch.cat([rows["input_ids"], completions], 1), attention_mask=attn,
-                      position_ids=torch.cat([rows["position_ids"], position], 2), logits_to_keep=c + 1,
-                      pixel_values=rows["pixel_values"], image_grid_thw=rows["image_grid_thw"])
-            logits = out.logits[:, :-1]  # (N, C, V): position t predicts token t + 1
-    return log_policy(logits, args, policy).gather(-1, completions.unsqueeze(-1)).squeeze(-1)  # (N, C)
+            full, _ = hidden_states(net, input_ids=torch.cat([rows["input_ids"], completions], 1),
+                                    attention_mask=attn, position_ids=torch.cat([rows["position_ids"], position], 2),
+                                    pixel_values=rows["pixel_values"], image_grid_thw=rows["image_grid_thw"])
+            first, rest = full[:, -c - 1:-c], full[:, -c:]  # (N, 1, H), (N, C, H)
+        # the one-token shift: position t predicts token t + 1, so the first completion token is read off
+        # the prompt's last position and the last completion position predicts nothing
+        hidden = torch.cat([first, rest[:, :-1]], 1).flatten(0, 1)  # (N*C, H)
+        step = max(1, LOGIT_CHUNK // net.lm_head.weight.shape[0])  # positions per chunk
+        logp = [torch.utils.checkpoint.checkpoint(chosen_logprobs, hidden[i:i + step], net.lm_head.weight,
+                                                  completions.flatten()[i:i + step], args.temperature,
+                                                  policy.suppress, use_reentrant=False)
+                for i in range(0, n * c, step)]  # each chunk's logits are recomputed in the backward
+    if hasattr(net, "reshard") and not torch.is_grad_enabled():
+        net.reshard()  # FSDP's root keeps its parameters after the forward for the backward: none comes
+    return torch.cat(logp).view(n, c)  # (N, C)
 
 
 # ----------------------------------------------------------------------------------------------------
