@@ -702,7 +702,7 @@ def rollout(policy: Policy, examples: list[Example], args: Args, group: int,
     prompts = [policy.encode(ex) for ex in examples]
     was_training = model.training
     model.eval()  # sampling is inference: no dropout, and gradient checkpointing would drop the cache
-    with autocast(args, device):
+    with autocast(args, device), gathered(model):  # under FSDP: one all-gather per module, not per token
         parts = [sample(policy, prompt_batch(policy, prompts[a:b], device), group, args, greedy)
                  for a, b in micro_batches(len(prompts), group, args.rollout_batch)]  # KV cache memory
     model.train(was_training)
@@ -1164,14 +1164,28 @@ def prepare(policy: Policy, args: Args, device: str, example: Example) -> None:
 
 def fsdp_shard(model: torch.nn.Module, args: Args) -> torch.nn.Module:
     """FSDP2: each decoder layer, vision block, the vision tower and the rest are sharded over the ranks. The
-    root reshards after forward too, so model.parameters() stay the shards."""
+    root (embeddings, lm_head) keeps its parameters from the forward to the backward, which reshards it: the
+    log-probs apply its lm_head after the forward (`token_logprobs` reshards it when no backward comes)."""
     from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard  # imported here: it takes a second
     # bf16: parameters gathered in bf16 for compute, gradients reduced in fp32 into the fp32 shards
     mp = MixedPrecisionPolicy(param_dtype=torch.bfloat16 if args.dtype == "bfloat16" else None,
                               reduce_dtype=torch.float32)
     for block in [*model.model.language_model.layers, *model.model.visual.blocks, model.model.visual]:
         fully_shard(block, mp_policy=mp)
-    return fully_shard(model, reshard_after_forward=True, mp_policy=mp)
+    return fully_shard(model, reshard_after_forward=False, mp_policy=mp)
+
+
+@contextlib.contextmanager
+def gathered(model: torch.nn.Module):
+    """Under FSDP, each module's parameters all-gathered once, at its first forward, and kept through the rest
+    (a sampling call runs one forward per token), then resharded. Without FSDP, nothing."""
+    fsdp = [m for m in model.modules() if hasattr(m, "set_reshard_after_forward")]
+    for m in fsdp:
+        m.set_reshard_after_forward(False, recurse=False)
+    yield
+    for m in fsdp:
+        m.set_reshard_after_forward(m is not model, recurse=False)  # as fsdp_shard left them
+        m.reshard()
 
 
 def full_state(model: torch.nn.Module, rank0_only: bool = True) -> dict:
@@ -1181,16 +1195,22 @@ def full_state(model: torch.nn.Module, rank0_only: bool = True) -> dict:
 
 
 def frozen_copy(model: torch.nn.Module, args: Args) -> torch.nn.Module:
-    """pi_ref, a frozen copy of the policy. FSDP modules cannot be deep-copied: rebuild, load and shard."""
+    """pi_ref, a frozen copy of the policy. FSDP modules cannot be deep-copied, and a whole fp32 copy on every
+    rank would not fit: the copy is built on the meta device, sharded the same way, and each rank copies its
+    own shards into it."""
     dtype = getattr(torch, args.dtype)  # pi_ref is never updated: it can live in the compute dtype
     if not args.fsdp:
         return copy.deepcopy(model).to(dtype).eval().requires_grad_(False)
     from transformers import Qwen2_5_VLForConditionalGeneration
-    state = full_state(model, rank0_only=False)
-    with torch.device(next(model.parameters()).device):
-        ref = Qwen2_5_VLForConditionalGeneration._from_config(model.config, dtype=dtype)
-    ref.load_state_dict(state)
-    return fsdp_shard(ref, args).eval().requires_grad_(False)
+    with torch.device("meta"):  # shapes only, no memory
+        ref = fsdp_shard(Qwen2_5_VLForConditionalGeneration._from_config(model.config, dtype=dtype), args)
+    ref.to_empty(device=next(model.parameters()).device)
+    local = lambda t: t.to_local() if hasattr(t, "to_local") else t  # a DTensor's shard on this rank
+    policy = dict([*model.named_parameters(), *model.named_buffers()])
+    with torch.no_grad():
+        for name, tensor in [*ref.named_parameters(), *ref.named_buffers()]:
+            local(tensor).copy_(local(policy[name]))  # cast to the compute dtype
+    return ref.eval().requires_grad_(False)
 
 
 STOP = []  # signals received: the loops end their step, write a checkpoint and exit
