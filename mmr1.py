@@ -1029,8 +1029,8 @@ def main(argv: list[str] | None = None) -> dict:
         export_data(splits, args.export_data)
         print(f"wrote {sum(map(len, splits.values()))} examples to {args.export_data}")
         return {}
-    args.out = args.resume or args.out or os.path.join("runs", time.strftime("%Y%m%d-%H%M%S"))
     device = setup_device(args)
+    args.out = run_dir(args)
     ckpt = open_run_dir(args)  # the checkpoint to continue from (--resume), or None
     stage, sft_dir = ckpt["stage"] if ckpt else "", os.path.join(args.out, "sft")
     sft_done = bool(args.resume) and os.path.isdir(sft_dir)  # then RL starts from the run's SFT checkpoint
@@ -1144,6 +1144,14 @@ def setup_device(args: Args) -> str:
             device = f"cuda:{os.environ['LOCAL_RANK']}"
             torch.cuda.set_device(device)
     return device
+
+
+def run_dir(args: Args) -> str:
+    """--resume, --out or runs/<time>, one name for every process: rank 0 reads its clock and tells the rest."""
+    out = [args.resume or args.out or os.path.join("runs", time.strftime("%Y%m%d-%H%M%S"))]
+    if world() > 1:  # each process's own clock could be a second ahead of another's
+        dist.broadcast_object_list(out)
+    return out[0]
 
 
 def prepare(policy: Policy, args: Args, device: str, example: Example) -> None:

@@ -1,5 +1,6 @@
 """FSDP2 on 2 CPU processes (gloo): a sampling call all-gathers each module's parameters once, however many
-tokens it decodes, and the frozen reference is built from the policy's shards without gathering them.
+tokens it decodes; the frozen reference is built from the policy's shards without gathering them; all processes
+write to the run directory rank 0 named.
 
 Run as a script by torchrun, this file is the 2-process side; it writes what it counted to OUT_DIR/counts.json:
     python -m torch.distributed.run --nproc_per_node 2 tests/test_fsdp.py OUT_DIR
@@ -59,12 +60,14 @@ def main(out: str) -> None:
     full, ref_full = mmr1.full_state(policy.model, False), mmr1.full_state(ref, False)
     counts["reference_equal"] = full.keys() == ref_full.keys() and all(torch.equal(full[k], ref_full[k])
                                                                         for k in full)
+    mmr1.time.strftime = lambda fmt: f"clock-of-rank-{mmr1.rank()}"  # as if the clocks disagreed
+    counts["run_dirs"] = mmr1.gather(mmr1.run_dir(args))  # no --out: one name for all, rank 0's
     if mmr1.rank() == 0:
         json.dump(counts, open(os.path.join(out, "counts.json"), "w"))
     dist.destroy_process_group()
 
 
-def test_sampling_gathers_once_per_call_and_the_reference_needs_no_gather(tmp_path):
+def test_sampling_gathers_once_per_call_the_reference_needs_no_gather_one_run_dir(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
                            os.path.abspath(__file__), str(tmp_path)], cwd=ROOT, capture_output=True, text=True,
                           timeout=300, env=dict(os.environ, OMP_NUM_THREADS="1"))
@@ -74,6 +77,7 @@ def test_sampling_gathers_once_per_call_and_the_reference_needs_no_gather(tmp_pa
     # (resharding after every forward: 18 and 68, 5 more per token)
     assert counts["sample_2_tokens"] == counts["sample_12_tokens"] == 8, counts
     assert counts["params_are_shards"] and counts["reference_equal"], counts
+    assert counts["run_dirs"] == [os.path.join("runs", "clock-of-rank-0")] * 2, counts
     assert counts["reference"] == 0, counts  # built from each rank's own shards (gathering them: 81)
 
 
