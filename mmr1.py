@@ -981,7 +981,7 @@ def score_pool(policy: Policy, pool: list[Example], sampler: vas.VarianceAwareSa
         correct += ro.correct.view(-1, args.num_scoring).tolist()
         responses += _responses(ro.completions, policy, args.num_scoring)
     correct, responses = gather_all((correct, responses), len(pool))
-    sampler.score_pool(np.array(correct), responses)
+    sampler.score_pool(np.array(correct), responses, group=args.group_size)  # TDS on G at a time, as online
     return time.time() - t0
 
 
