@@ -62,6 +62,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from PIL import Image, ImageDraw
+from torch.utils.checkpoint import checkpoint
 from tqdm.auto import tqdm
 
 import vas
@@ -643,20 +644,15 @@ def micro_batches(n_prompts: int, group: int, micro_batch: int) -> list[tuple[in
     return [(a, min(n_prompts, a + per_part)) for a in range(0, n_prompts, per_part)]
 
 
-def hidden_states(net, **inputs):
-    """The last hidden states (N, L, H), after the final norm: what the lm_head turns into logits; and the
-    cache. Through the model's own forward (FSDP's hooks need it), with one position's logits, not L."""
-    out = net(**inputs, output_hidden_states=-1, logits_to_keep=1)  # -1: the last one only, the others None
-    return out.hidden_states[-1], out.cache
-
-
 def prefill(net, batch: dict, group: int):
     """One forward over each distinct prompt, its KV cache then repeated for the G rows of its group: the
     prompt (and the vision tower) runs once per group. Returns the cache and the hidden state of each row's
     last prompt position (N, 1, H), from which its first completion token is predicted."""
-    hidden, cache = hidden_states(net, **{k: v for k, v in batch.items() if k != "next_position"}, use_cache=True)
-    cache.batch_repeat_interleave(group)  # copied, not recomputed
-    return cache, hidden[:, -1:].repeat_interleave(group, 0)
+    # hidden_states[-1]: after the final norm, what the lm_head reads; -1 records no other layer's
+    inputs = {k: v for k, v in batch.items() if k != "next_position"}
+    out = net(**inputs, use_cache=True, output_hidden_states=-1, logits_to_keep=1)
+    out.cache.batch_repeat_interleave(group)  # copied, not recomputed
+    return out.cache, out.hidden_states[-1][:, -1:].repeat_interleave(group, 0)
 
 
 @torch.no_grad()
@@ -670,14 +666,11 @@ def sample(policy: Policy, batch: dict, group: int, args: Args, greedy: bool = F
     logits = model.lm_head(hidden[:, -1])  # (N, V) the first completion token
     attn = batch["attention_mask"].repeat_interleave(group, 0)  # (N, L)
     position = batch["next_position"].repeat_interleave(group)  # (N,) the prompt's rope offset, carried on
-    done = torch.zeros(n, dtype=torch.bool, device=logits.device)
-    tokens, logps = [], []
+    done, tokens, logps = torch.zeros(n, dtype=torch.bool, device=logits.device), [], []
     for _ in range(args.max_new_tokens):
         logp_all = log_policy(logits, args, policy)  # (N, V)
-        if greedy:
-            token = logp_all.argmax(-1)  # (N,)
-        else:
-            token = torch.multinomial(_top_p(logp_all.exp(), args.top_p), 1)[:, 0]  # (N,)
+        token = (logp_all.argmax(-1) if greedy
+                 else torch.multinomial(_top_p(logp_all.exp(), args.top_p), 1)[:, 0])  # (N,)
         token = token.masked_fill(done, policy.pad)  # a finished row only pads
         tokens.append(token)
         logps.append(logp_all.gather(-1, token[:, None])[:, 0])
@@ -717,16 +710,14 @@ def rollout(policy: Policy, examples: list[Example], args: Args, group: int,
     return Rollouts(prompts, completions, mask, ids, logp, texts, scores[:, 2], scores[:, 1], scores[:, 0])
 
 
-LOGIT_CHUNK = 2 ** 24  # logits scored at a time: 64 MB in float32, 110 positions of Qwen's 151,936 words
+LOGIT_CHUNK = 16  # completion columns scored at a time: (8, 16, 151,936) float32 logits are 78 MB
 
 
-def chosen_logprobs(hidden: torch.Tensor, head: torch.Tensor, tokens: torch.Tensor, temperature: float,
-                    suppress: list[int]) -> torch.Tensor:
-    """log pi(y) = z_y / T - logsumexp(z / T) for hidden states (n, H), lm_head weight (V, H), tokens (n,),
-    the excluded ids' logits at -inf as in sampling: `log_policy` of one position, without keeping (n, V)."""
-    logits = torch.nn.functional.linear(hidden, head).float()  # (n, V)
-    logits = logits.index_fill(-1, torch.tensor(suppress, device=logits.device), -math.inf) / temperature
-    return logits.gather(-1, tokens[:, None])[:, 0] - logits.logsumexp(-1)  # (n,)
+def chosen_logprobs(hidden: torch.Tensor, head: torch.Tensor, ids: torch.Tensor, args: Args,
+                    policy: Policy) -> torch.Tensor:
+    """log pi of the tokens ids (N, c) read off hidden states (N, c, H) by the lm_head weight (V, H):
+    `log_policy`, the distribution sampling draws from, over a few columns, so (N, c, V) stays small."""
+    return log_policy(hidden @ head.T, args, policy).gather(-1, ids[..., None])[..., 0]  # (N, c)
 
 
 def token_logprobs(net, policy: Policy, prompts: list[Prompt], completions: torch.Tensor, mask: torch.Tensor,
@@ -734,7 +725,8 @@ def token_logprobs(net, policy: Policy, prompts: list[Prompt], completions: torc
     """log pi(y_t | x, y_<t) of each completion token (B*G, C), teacher-forced, float32, logits / T.
     shared: `prefill`, then one forward over the completion tokens alone, the gradient flowing back into
     the prompt through the cache: the numbers of one full row per rollout (shared=False), G times cheaper
-    in the prompt. The logits (N, C, V) are never held: LOGIT_CHUNK at a time, recomputed in the backward."""
+    in the prompt. The logits (N, C, V) are never held: LOGIT_CHUNK columns at a time, recomputed in the
+    backward."""
     device = completions.device
     group, (n, c) = len(completions) // len(prompts), completions.shape
     batch = prompt_batch(policy, prompts, device)
@@ -744,27 +736,25 @@ def token_logprobs(net, policy: Policy, prompts: list[Prompt], completions: torc
     # transformers keeps no KV cache under gradient checkpointing: full rows then
     shared = shared and not (args.grad_checkpointing and torch.is_grad_enabled())
     with autocast(args, device):
-        if shared:
-            cache, first = prefill(net, batch, group)  # (N, 1, H) the prompt's last position
-            rest, _ = hidden_states(net, input_ids=completions, attention_mask=attn, position_ids=position,
-                                    cache=cache)  # (N, C, H)
+        if shared:  # the prompt's last position (N, 1, H), then the completions over the expanded cache
+            cache, first = prefill(net, batch, group)
+            inputs = dict(input_ids=completions, position_ids=position, cache=cache)
         else:
             rows = prompt_batch(policy, [p for p in prompts for _ in range(group)], device)
-            full, _ = hidden_states(net, input_ids=torch.cat([rows["input_ids"], completions], 1),
-                                    attention_mask=attn, position_ids=torch.cat([rows["position_ids"], position], 2),
-                                    pixel_values=rows["pixel_values"], image_grid_thw=rows["image_grid_thw"])
-            first, rest = full[:, -c - 1:-c], full[:, -c:]  # (N, 1, H), (N, C, H)
+            inputs = dict(input_ids=torch.cat([rows["input_ids"], completions], 1),
+                          position_ids=torch.cat([rows["position_ids"], position], 2),
+                          pixel_values=rows["pixel_values"], image_grid_thw=rows["image_grid_thw"])
+        # the last hidden states (N, [L +] C, H), not the logits: one position's logits only
+        rest = net(attention_mask=attn, output_hidden_states=-1, logits_to_keep=1, **inputs).hidden_states[-1]
         # the one-token shift: position t predicts token t + 1, so the first completion token is read off
-        # the prompt's last position and the last completion position predicts nothing
-        hidden = torch.cat([first, rest[:, :-1]], 1).flatten(0, 1)  # (N*C, H)
-        step = max(1, LOGIT_CHUNK // net.lm_head.weight.shape[0])  # positions per chunk
-        logp = [torch.utils.checkpoint.checkpoint(chosen_logprobs, hidden[i:i + step], net.lm_head.weight,
-                                                  completions.flatten()[i:i + step], args.temperature,
-                                                  policy.suppress, use_reentrant=False)
-                for i in range(0, n * c, step)]  # each chunk's logits are recomputed in the backward
+        # the prompt's last position, and the last completion position predicts nothing
+        hidden = torch.cat([first, rest[:, :-1]], 1) if shared else rest[:, -c - 1:-1]  # (N, C, H)
+        logp = [checkpoint(chosen_logprobs, hidden[:, i:i + LOGIT_CHUNK], net.lm_head.weight,
+                           completions[:, i:i + LOGIT_CHUNK], args, policy, use_reentrant=False)
+                for i in range(0, c, LOGIT_CHUNK)]  # each chunk's logits are recomputed in the backward
     if hasattr(net, "reshard") and not torch.is_grad_enabled():
         net.reshard()  # FSDP's root keeps its parameters after the forward for the backward: none comes
-    return torch.cat(logp).view(n, c)  # (N, C)
+    return torch.cat(logp, 1)  # (N, C)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -1147,11 +1137,8 @@ def setup_device(args: Args) -> str:
 
 
 def run_dir(args: Args) -> str:
-    """--resume, --out or runs/<time>, one name for every process: rank 0 reads its clock and tells the rest."""
-    out = [args.resume or args.out or os.path.join("runs", time.strftime("%Y%m%d-%H%M%S"))]
-    if world() > 1:  # each process's own clock could be a second ahead of another's
-        dist.broadcast_object_list(out)
-    return out[0]
+    """--resume, --out or runs/<time>: rank 0's name, for all processes (clocks may be a second apart)."""
+    return gather(args.resume or args.out or os.path.join("runs", time.strftime("%Y%m%d-%H%M%S")))[0]
 
 
 def prepare(policy: Policy, args: Args, device: str, example: Example) -> None:
@@ -1213,11 +1200,9 @@ def frozen_copy(model: torch.nn.Module, args: Args) -> torch.nn.Module:
     with torch.device("meta"):  # shapes only, no memory
         ref = fsdp_shard(Qwen2_5_VLForConditionalGeneration._from_config(model.config, dtype=dtype), args)
     ref.to_empty(device=next(model.parameters()).device)
-    local = lambda t: t.to_local() if hasattr(t, "to_local") else t  # a DTensor's shard on this rank
-    policy = dict([*model.named_parameters(), *model.named_buffers()])
-    with torch.no_grad():
-        for name, tensor in [*ref.named_parameters(), *ref.named_buffers()]:
-            local(tensor).copy_(local(policy[name]))  # cast to the compute dtype
+    with torch.no_grad():  # the same classes sharded the same way: the same tensors in the same order
+        for mine, theirs in zip([*ref.parameters(), *ref.buffers()], [*model.parameters(), *model.buffers()]):
+            mine.copy_(theirs)  # DTensor to DTensor: this rank's shard, cast to the compute dtype
     return ref.eval().requires_grad_(False)
 
 

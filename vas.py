@@ -173,21 +173,21 @@ class VarianceAwareSampler:
         """Re-score prompt_ids[k] from its rollouts: 0/1 outcomes correct[k], unpadded responses[k].
         Pass rate and TDS are *replaced* by the ones measured here, then VPS is recomputed; a prompt
         drawn twice is scored once on its pooled rollouts. TDS is the mean over consecutive chunks of
-        `group` responses of a row (default: the whole row; a last, shorter chunk is left out), because
-        self-BLEU against 7 references is not on the scale of self-BLEU against 31: scored from N = 32
-        in chunks of G = 8, a prompt's TDS compares with the TDS of its G training rollouts. E.g.
-        update([2, 2], [[1, 0], [1, 1]], [["a b", "c d"], ["a b", "a b"]]) sets pass_rate[2] = 0.75
-        and tds[2] = mean(1.0, 0.0) = 0.5."""
+        `group` of a prompt's responses (default: all as one set; a last, shorter chunk is left out),
+        because self-BLEU against 7 references is not on the scale of self-BLEU against 31: scored from
+        N = 32 in chunks of G = 8, a prompt's TDS compares with the TDS of its G training rollouts.
+        E.g. update([2, 2], [[1, 0], [1, 1]], [["a b", "c d"], ["a b", "a b"]]) sets pass_rate[2] =
+        0.75 and TDS on all four responses; with group=2, tds[2] = mean(1.0, 0.0) = 0.5."""
         pooled = {}
         for pid, c, r in zip(prompt_ids, correct, responses, strict=True):
-            outcomes, tds = pooled.setdefault(int(pid), ([], []))
+            outcomes, texts = pooled.setdefault(int(pid), ([], []))
             outcomes.extend(np.asarray(c, dtype=float).ravel())
-            size = min(group or len(r), len(r))
-            tds.extend(trajectory_diversity_score(r[i:i + size], self.diversity, self.n)
-                       for i in range(0, len(r) - size + 1, size))
-        for pid, (outcomes, tds) in pooled.items():
+            texts.extend(r)
+        for pid, (outcomes, texts) in pooled.items():
+            size = min(group or len(texts), len(texts))
             self.pass_rate[pid] = np.mean(outcomes)  # VAS: P(x), pass rate of the rollouts
-            self.tds[pid] = np.mean(tds)  # VAS: TDS(x), on chunks of one size
+            self.tds[pid] = np.mean([trajectory_diversity_score(texts[i:i + size], self.diversity, self.n)
+                                     for i in range(0, len(texts) - size + 1, size)])  # VAS: TDS(x)
             ovs = outcome_variance_score(outcomes)
             self.scores[pid] = variance_promotion_score(ovs, self.tds[pid], self.alpha, self.beta)
 

@@ -53,10 +53,11 @@ def main() -> None:
     example = mmr1.make_geometry_dataset(1, seed=0, size=56)[0]
     mmr1.set_seed(0)
     policy = mmr1.load_policy(args, [example.question + " " + example.rationale])
-    policy.model.resize_token_embeddings(cli.vocab, mean_resizing=False)  # the extra rows: random, as the rest
+    policy.model.resize_token_embeddings(cli.vocab, mean_resizing=False)  # extra rows: random, as the rest
     prompts = [policy.encode(example)]
     first = len(mmr1.CHAT_TOKENS) + 5  # past the special tokens: no end-of-turn, no vision token
-    ids = torch.randint(first, cli.vocab, (cli.group, cli.completion), generator=torch.Generator().manual_seed(0))
+    ids = torch.randint(first, cli.vocab, (cli.group, cli.completion),
+                        generator=torch.Generator().manual_seed(0))  # (N, C)
     mask = torch.ones(ids.shape)  # (N, C)
 
     def forward_backward():
@@ -64,7 +65,8 @@ def main() -> None:
     forward_backward()  # warm-up: gradients allocated, kernels chosen
     growth, seconds = peak_growth(forward_backward)
     logits_bytes = cli.group * cli.completion * cli.vocab * 4  # one (N, C, V) float32 tensor
-    print(json.dumps(dict(vocab=cli.vocab, group=cli.group, completion=cli.completion, seconds=round(seconds, 2),
+    print(json.dumps(dict(vocab=cli.vocab, group=cli.group, completion=cli.completion,
+                          seconds=round(seconds, 2),
                           peak_growth_gb=round(growth / 1e9, 3), logits_gb=round(logits_bytes / 1e9, 3),
                           ratio=round(growth / logits_bytes, 2))))
 

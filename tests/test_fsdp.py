@@ -1,8 +1,8 @@
 """FSDP2 on 2 CPU processes (gloo): a sampling call all-gathers each module's parameters once, however many
-tokens it decodes; the frozen reference is built from the policy's shards without gathering them; all processes
-write to the run directory rank 0 named.
+tokens it decodes; the frozen reference is built from the policy's shards without gathering them; all
+processes write to the run directory rank 0 named.
 
-Run as a script by torchrun, this file is the 2-process side; it writes what it counted to OUT_DIR/counts.json:
+Run as a script by torchrun, this file is the 2-process side, writing what it counted to OUT_DIR/counts.json:
     python -m torch.distributed.run --nproc_per_node 2 tests/test_fsdp.py OUT_DIR
 """
 import json
@@ -60,6 +60,11 @@ def main(out: str) -> None:
     full, ref_full = mmr1.full_state(policy.model, False), mmr1.full_state(ref, False)
     counts["reference_equal"] = full.keys() == ref_full.keys() and all(torch.equal(full[k], ref_full[k])
                                                                         for k in full)
+    eos, prompt = torch.tensor([[policy.eos]]), policy.encode(examples[0])
+    with torch.no_grad():  # the buffers too (the rotary frequencies are in no state dict)
+        logps = [mmr1.token_logprobs(net, policy, [prompt], eos, torch.ones_like(eos), args)
+                 for net in (policy.model, ref)]
+    counts["reference_equal"] &= bool(torch.equal(*logps))
     mmr1.time.strftime = lambda fmt: f"clock-of-rank-{mmr1.rank()}"  # as if the clocks disagreed
     counts["run_dirs"] = mmr1.gather(mmr1.run_dir(args))  # no --out: one name for all, rank 0's
     if mmr1.rank() == 0:
@@ -69,8 +74,8 @@ def main(out: str) -> None:
 
 def test_sampling_gathers_once_per_call_the_reference_needs_no_gather_one_run_dir(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                           os.path.abspath(__file__), str(tmp_path)], cwd=ROOT, capture_output=True, text=True,
-                          timeout=300, env=dict(os.environ, OMP_NUM_THREADS="1"))
+                           os.path.abspath(__file__), str(tmp_path)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300, env=dict(os.environ, OMP_NUM_THREADS="1"))
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     counts = json.load(open(tmp_path / "counts.json"))
     # one all-gather per FSDP module (4 decoder layers, 2 vision blocks, the vision tower, the root): 8

@@ -229,16 +229,18 @@ def test_state_round_trip_restores_future_batches():
 def test_update_replaces_ingredients_and_pools_repeated_prompts():
     sampler = VarianceAwareSampler(4, batch_size=4, seed=0)
     sampler.set_scores([0.1, 0.1, 0.1, 0.1])
-    # Prompt 2 was drawn twice in the batch: its 2 + 2 rollouts are scored together, TDS group by group.
+    # Prompt 2 was drawn twice in the batch: its 2 + 2 rollouts are scored together.
     sampler.update([2, 0, 2], [[1, 0], [1, 1], [1, 1]],
                    [["a b c", "d e f"], ["x y", "x y"], ["a b c", "a b c"]])
     assert sampler.pass_rate[2] == 0.75 and sampler.pass_rate[0] == 1.0
-    tds2 = (trajectory_diversity_score(["a b c", "d e f"]) + trajectory_diversity_score(["a b c", "a b c"])) / 2
-    assert tds2 == 0.5 and sampler.tds[2] == pytest.approx(tds2) and sampler.tds[0] == 0.0
+    tds2 = trajectory_diversity_score(["a b c", "d e f", "a b c", "a b c"])
+    assert sampler.tds[2] == pytest.approx(tds2) and sampler.tds[0] == 0.0
     assert sampler.scores[2] == pytest.approx(0.8 * 0.1875 + 0.2 * tds2)
     assert sampler.scores[0] == 0.0  # all right, identical responses: no variance to promote
     np.testing.assert_array_equal(sampler.scores[[1, 3]], [0.1, 0.1])  # untouched
     assert np.isnan(sampler.pass_rate[1])  # never measured
+    sampler.update([2, 2], [[1, 0], [1, 1]], [["a b c", "d e f"], ["a b c", "a b c"]], group=2)
+    assert sampler.tds[2] == 0.5  # TDS group by group: the mean of 1.0 and 0.0
 
 
 def test_score_pool_matches_the_functions():
