@@ -68,6 +68,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from PIL import Image, ImageDraw
+from torch.utils.checkpoint import checkpoint
 from tqdm.auto import tqdm
 
 import vas
@@ -651,11 +652,13 @@ def micro_batches(n_prompts: int, group: int, micro_batch: int) -> list[tuple[in
 
 def prefill(net, batch: dict, group: int):
     """One forward over each distinct prompt, its KV cache then repeated for the G rows of its group: the
-    prompt (and the vision tower) runs once per group. Returns the cache and the logits of each row's first
-    completion token (N, 1, V)."""
-    out = net(**{k: v for k, v in batch.items() if k != "next_position"}, use_cache=True, logits_to_keep=1)
+    prompt (and the vision tower) runs once per group. Returns the cache and the hidden state of each row's
+    last prompt position (N, 1, H), from which its first completion token is predicted."""
+    # hidden_states[-1]: after the final norm, what the lm_head reads; -1 records no other layer's
+    inputs = {k: v for k, v in batch.items() if k != "next_position"}
+    out = net(**inputs, use_cache=True, output_hidden_states=-1, logits_to_keep=1)
     out.cache.batch_repeat_interleave(group)  # copied, not recomputed
-    return out.cache, out.logits.repeat_interleave(group, 0)
+    return out.cache, out.hidden_states[-1][:, -1:].repeat_interleave(group, 0)
 
 
 @torch.no_grad()
@@ -665,18 +668,15 @@ def sample(policy: Policy, batch: dict, group: int, args: Args, greedy: bool = F
     penalty there would make the rollouts off-policy. Returns completions (B*G, C), their mask and each
     sampled token's log-prob, which is log pi_old for free. C ends at the longest real completion."""
     model, n = policy.model, len(batch["input_ids"]) * group
-    cache, logits = prefill(model, batch, group)
-    logits = logits[:, -1]  # (N, V) the first completion token
+    cache, hidden = prefill(model, batch, group)
+    logits = model.lm_head(hidden[:, -1])  # (N, V) the first completion token
     attn = batch["attention_mask"].repeat_interleave(group, 0)  # (N, L)
     position = batch["next_position"].repeat_interleave(group)  # (N,) the prompt's rope offset, carried on
-    done = torch.zeros(n, dtype=torch.bool, device=logits.device)
-    tokens, logps = [], []
+    done, tokens, logps = torch.zeros(n, dtype=torch.bool, device=logits.device), [], []
     for _ in range(args.max_new_tokens):
         logp_all = log_policy(logits, args, policy)  # (N, V)
-        if greedy:
-            token = logp_all.argmax(-1)  # (N,)
-        else:
-            token = torch.multinomial(_top_p(logp_all.exp(), args.top_p), 1)[:, 0]  # (N,)
+        token = (logp_all.argmax(-1) if greedy
+                 else torch.multinomial(_top_p(logp_all.exp(), args.top_p), 1)[:, 0])  # (N,)
         token = token.masked_fill(done, policy.pad)  # a finished row only pads
         tokens.append(token)
         logps.append(logp_all.gather(-1, token[:, None])[:, 0])
@@ -701,7 +701,7 @@ def rollout(policy: Policy, examples: list[Example], args: Args, group: int,
     prompts = [policy.encode(ex) for ex in examples]
     was_training = model.training
     model.eval()  # sampling is inference: no dropout, and gradient checkpointing would drop the cache
-    with autocast(args, device):
+    with autocast(args, device), gathered(model):  # under FSDP: one all-gather per module, not per token
         parts = [sample(policy, prompt_batch(policy, prompts[a:b], device), group, args, greedy)
                  for a, b in micro_batches(len(prompts), group, args.rollout_batch)]  # KV cache memory
     model.train(was_training)
@@ -716,12 +716,23 @@ def rollout(policy: Policy, examples: list[Example], args: Args, group: int,
     return Rollouts(prompts, completions, mask, ids, logp, texts, scores[:, 2], scores[:, 1], scores[:, 0])
 
 
+LOGIT_CHUNK = 16  # completion columns scored at a time: (8, 16, 151,936) float32 logits are 78 MB
+
+
+def chosen_logprobs(hidden: torch.Tensor, head: torch.Tensor, ids: torch.Tensor, args: Args,
+                    policy: Policy) -> torch.Tensor:
+    """log pi of the tokens ids (N, c) read off hidden states (N, c, H) by the lm_head weight (V, H):
+    `log_policy`, the distribution sampling draws from, over a few columns, so (N, c, V) stays small."""
+    return log_policy(hidden @ head.T, args, policy).gather(-1, ids[..., None])[..., 0]  # (N, c)
+
+
 def token_logprobs(net, policy: Policy, prompts: list[Prompt], completions: torch.Tensor, mask: torch.Tensor,
                    args: Args, shared: bool = True) -> torch.Tensor:
     """log pi(y_t | x, y_<t) of each completion token (B*G, C), teacher-forced, float32, logits / T.
     shared: `prefill`, then one forward over the completion tokens alone, the gradient flowing back into
     the prompt through the cache: the numbers of one full row per rollout (shared=False), G times cheaper
-    in the prompt."""
+    in the prompt. The logits (N, C, V) are never held: LOGIT_CHUNK columns at a time, recomputed in the
+    backward."""
     device = completions.device
     group, (n, c) = len(completions) // len(prompts), completions.shape
     batch = prompt_batch(policy, prompts, device)
@@ -731,17 +742,25 @@ def token_logprobs(net, policy: Policy, prompts: list[Prompt], completions: torc
     # transformers keeps no KV cache under gradient checkpointing: full rows then
     shared = shared and not (args.grad_checkpointing and torch.is_grad_enabled())
     with autocast(args, device):
-        if shared:
+        if shared:  # the prompt's last position (N, 1, H), then the completions over the expanded cache
             cache, first = prefill(net, batch, group)
-            rest = net(input_ids=completions, attention_mask=attn, position_ids=position, cache=cache)
-            logits = torch.cat([first, rest.logits[:, :-1]], 1)  # (N, C, V)
+            inputs = dict(input_ids=completions, position_ids=position, cache=cache)
         else:
             rows = prompt_batch(policy, [p for p in prompts for _ in range(group)], device)
-            out = net(input_ids=torch.cat([rows["input_ids"], completions], 1), attention_mask=attn,
-                      position_ids=torch.cat([rows["position_ids"], position], 2), logits_to_keep=c + 1,
-                      pixel_values=rows["pixel_values"], image_grid_thw=rows["image_grid_thw"])
-            logits = out.logits[:, :-1]  # (N, C, V): position t predicts token t + 1
-    return log_policy(logits, args, policy).gather(-1, completions.unsqueeze(-1)).squeeze(-1)  # (N, C)
+            inputs = dict(input_ids=torch.cat([rows["input_ids"], completions], 1),
+                          position_ids=torch.cat([rows["position_ids"], position], 2),
+                          pixel_values=rows["pixel_values"], image_grid_thw=rows["image_grid_thw"])
+        # the last hidden states (N, [L +] C, H), not the logits: one position's logits only
+        rest = net(attention_mask=attn, output_hidden_states=-1, logits_to_keep=1, **inputs).hidden_states[-1]
+        # the one-token shift: position t predicts token t + 1, so the first completion token is read off
+        # the prompt's last position, and the last completion position predicts nothing
+        hidden = torch.cat([first, rest[:, :-1]], 1) if shared else rest[:, -c - 1:-1]  # (N, C, H)
+        logp = [checkpoint(chosen_logprobs, hidden[:, i:i + LOGIT_CHUNK], net.lm_head.weight,
+                           completions[:, i:i + LOGIT_CHUNK], args, policy, use_reentrant=False)
+                for i in range(0, c, LOGIT_CHUNK)]  # each chunk's logits are recomputed in the backward
+    if hasattr(net, "reshard") and not torch.is_grad_enabled():
+        net.reshard()  # FSDP's root keeps its parameters after the forward for the backward: none comes
+    return torch.cat(logp, 1)  # (N, C)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -1021,7 +1040,7 @@ def score_pool(policy: Policy, pool: list[Example], sampler: vas.VarianceAwareSa
         correct += ro.correct.view(-1, args.num_scoring).tolist()
         responses += _responses(ro.completions, policy, args.num_scoring)
     correct, responses = gather_all((correct, responses), len(pool))
-    sampler.score_pool(np.array(correct), responses)
+    sampler.score_pool(np.array(correct), responses, group=args.group_size)  # TDS on G at a time, as online
     return time.time() - t0
 
 
@@ -1071,8 +1090,8 @@ def main(argv: list[str] | None = None) -> dict:
         export_data(splits, args.export_data)
         print(f"wrote {sum(map(len, splits.values()))} examples to {args.export_data}")
         return {}
-    args.out = args.resume or args.out or os.path.join("runs", time.strftime("%Y%m%d-%H%M%S"))
     device = setup_device(args)
+    args.out = run_dir(args)
     ckpt = open_run_dir(args)  # the checkpoint to continue from (--resume), or None
     stage, sft_dir = ckpt["stage"] if ckpt else "", os.path.join(args.out, "sft")
     sft_done = bool(args.resume) and os.path.isdir(sft_dir)  # then RL starts from the run's SFT checkpoint
@@ -1217,6 +1236,11 @@ def setup_device(args: Args) -> str:
     return device
 
 
+def run_dir(args: Args) -> str:
+    """--resume, --out or runs/<time>: rank 0's name, for all processes (clocks may be a second apart)."""
+    return gather(args.resume or args.out or os.path.join("runs", time.strftime("%Y%m%d-%H%M%S")))[0]
+
+
 def prepare(policy: Policy, args: Args, device: str, example: Example) -> None:
     """Move the model, turn on checkpointing and freezing, and under torchrun with --fsdp shard it."""
     if world() > 1:  # the model is the same on every rank; the sampling noise must not be
@@ -1235,14 +1259,28 @@ def prepare(policy: Policy, args: Args, device: str, example: Example) -> None:
 
 def fsdp_shard(model: torch.nn.Module, args: Args) -> torch.nn.Module:
     """FSDP2: each decoder layer, vision block, the vision tower and the rest are sharded over the ranks. The
-    root reshards after forward too, so model.parameters() stay the shards."""
+    root (embeddings, lm_head) keeps its parameters from the forward to the backward, which reshards it: the
+    log-probs apply its lm_head after the forward (`token_logprobs` reshards it when no backward comes)."""
     from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard  # imported here: it takes a second
     # bf16: parameters gathered in bf16 for compute, gradients reduced in fp32 into the fp32 shards
     mp = MixedPrecisionPolicy(param_dtype=torch.bfloat16 if args.dtype == "bfloat16" else None,
                               reduce_dtype=torch.float32)
     for block in [*model.model.language_model.layers, *model.model.visual.blocks, model.model.visual]:
         fully_shard(block, mp_policy=mp)
-    return fully_shard(model, reshard_after_forward=True, mp_policy=mp)
+    return fully_shard(model, reshard_after_forward=False, mp_policy=mp)
+
+
+@contextlib.contextmanager
+def gathered(model: torch.nn.Module):
+    """Under FSDP, each module's parameters all-gathered once, at its first forward, and kept through the rest
+    (a sampling call runs one forward per token), then resharded. Without FSDP, nothing."""
+    fsdp = [m for m in model.modules() if hasattr(m, "set_reshard_after_forward")]
+    for m in fsdp:
+        m.set_reshard_after_forward(False, recurse=False)
+    yield
+    for m in fsdp:
+        m.set_reshard_after_forward(m is not model, recurse=False)  # as fsdp_shard left them
+        m.reshard()
 
 
 def full_state(model: torch.nn.Module, rank0_only: bool = True) -> dict:
@@ -1252,16 +1290,20 @@ def full_state(model: torch.nn.Module, rank0_only: bool = True) -> dict:
 
 
 def frozen_copy(model: torch.nn.Module, args: Args) -> torch.nn.Module:
-    """pi_ref, a frozen copy of the policy. FSDP modules cannot be deep-copied: rebuild, load and shard."""
+    """pi_ref, a frozen copy of the policy. FSDP modules cannot be deep-copied, and a whole fp32 copy on every
+    rank would not fit: the copy is built on the meta device, sharded the same way, and each rank copies its
+    own shards into it."""
     dtype = getattr(torch, args.dtype)  # pi_ref is never updated: it can live in the compute dtype
     if not args.fsdp:
         return copy.deepcopy(model).to(dtype).eval().requires_grad_(False)
     from transformers import Qwen2_5_VLForConditionalGeneration
-    state = full_state(model, rank0_only=False)
-    with torch.device(next(model.parameters()).device):
-        ref = Qwen2_5_VLForConditionalGeneration._from_config(model.config, dtype=dtype)
-    ref.load_state_dict(state)
-    return fsdp_shard(ref, args).eval().requires_grad_(False)
+    with torch.device("meta"):  # shapes only, no memory
+        ref = fsdp_shard(Qwen2_5_VLForConditionalGeneration._from_config(model.config, dtype=dtype), args)
+    ref.to_empty(device=next(model.parameters()).device)
+    with torch.no_grad():  # the same classes sharded the same way: the same tensors in the same order
+        for mine, theirs in zip([*ref.parameters(), *ref.buffers()], [*model.parameters(), *model.buffers()]):
+            mine.copy_(theirs)  # DTensor to DTensor: this rank's shard, cast to the compute dtype
+    return ref.eval().requires_grad_(False)
 
 
 STOP = []  # signals received: the loops end their step, write a checkpoint and exit

@@ -169,28 +169,35 @@ class VarianceAwareSampler:
             raise ValueError(f"scores must be finite and >= 0, got {vps[bad[0]]} at {bad[0]}")
         self.scores = vps.copy()
 
-    def update(self, prompt_ids, correct, responses):
+    def update(self, prompt_ids, correct, responses, group=None):
         """Re-score prompt_ids[k] from its rollouts: 0/1 outcomes correct[k], unpadded responses[k].
         Pass rate and TDS are *replaced* by the ones measured here, then VPS is recomputed; a prompt
-        drawn twice is scored once on its pooled rollouts. E.g. update([2, 2], [[1, 0], [1, 1]],
-        [["a b", "c d"], ["a b", "a b"]]) sets pass_rate[2] = 0.75 and TDS on all four responses."""
+        drawn twice is scored once on its pooled rollouts. TDS is the mean over consecutive chunks of
+        `group` of a prompt's responses (default: all as one set; a last, shorter chunk is left out),
+        because self-BLEU against 7 references is not on the scale of self-BLEU against 31: scored from
+        N = 32 in chunks of G = 8, a prompt's TDS compares with the TDS of its G training rollouts.
+        E.g. update([2, 2], [[1, 0], [1, 1]], [["a b", "c d"], ["a b", "a b"]]) sets pass_rate[2] =
+        0.75 and TDS on all four responses; with group=2, tds[2] = mean(1.0, 0.0) = 0.5."""
         pooled = {}
         for pid, c, r in zip(prompt_ids, correct, responses, strict=True):
             outcomes, texts = pooled.setdefault(int(pid), ([], []))
             outcomes.extend(np.asarray(c, dtype=float).ravel())
             texts.extend(r)
         for pid, (outcomes, texts) in pooled.items():
+            size = min(group or len(texts), len(texts))
             self.pass_rate[pid] = np.mean(outcomes)  # VAS: P(x), pass rate of the rollouts
-            self.tds[pid] = trajectory_diversity_score(texts, self.diversity, self.n)
+            self.tds[pid] = np.mean([trajectory_diversity_score(texts[i:i + size], self.diversity, self.n)
+                                     for i in range(0, len(texts) - size + 1, size)])  # VAS: TDS(x)
             ovs = outcome_variance_score(outcomes)
             self.scores[pid] = variance_promotion_score(ovs, self.tds[pid], self.alpha, self.beta)
 
-    def score_pool(self, correct_per_prompt, responses_per_prompt):
-        """Full refresh (every T_update steps): N scoring rollouts for each prompt of the pool."""
+    def score_pool(self, correct_per_prompt, responses_per_prompt, group=None):
+        """Full refresh (every T_update steps): N scoring rollouts for each prompt of the pool, TDS
+        on chunks of `group` (G) of them, as `update` measures it."""
         if not len(correct_per_prompt) == len(responses_per_prompt) == self.num_prompts:
             raise ValueError(f"need all {self.num_prompts} prompts' rollouts, "
                              f"got {len(correct_per_prompt)} and {len(responses_per_prompt)}")
-        self.update(range(self.num_prompts), correct_per_prompt, responses_per_prompt)
+        self.update(range(self.num_prompts), correct_per_prompt, responses_per_prompt, group)
 
     def probabilities(self):
         """Distribution of the weighted part: VPS / sum(VPS), or uniform if every VPS is 0."""

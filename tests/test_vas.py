@@ -239,6 +239,8 @@ def test_update_replaces_ingredients_and_pools_repeated_prompts():
     assert sampler.scores[0] == 0.0  # all right, identical responses: no variance to promote
     np.testing.assert_array_equal(sampler.scores[[1, 3]], [0.1, 0.1])  # untouched
     assert np.isnan(sampler.pass_rate[1])  # never measured
+    sampler.update([2, 2], [[1, 0], [1, 1]], [["a b c", "d e f"], ["a b c", "a b c"]], group=2)
+    assert sampler.tds[2] == 0.5  # TDS group by group: the mean of 1.0 and 0.0
 
 
 def test_score_pool_matches_the_functions():
@@ -250,6 +252,26 @@ def test_score_pool_matches_the_functions():
     expected = variance_promotion_score(outcome_variance_score(correct), tds, 0.5, 0.5)
     np.testing.assert_allclose(sampler.scores, expected)
     np.testing.assert_allclose(sampler.pass_rate, [0.5, 1.0, 0.25])
+
+
+def test_tds_on_one_scale_whether_scored_from_n_or_from_g_rollouts():
+    """Self-BLEU grows with the number of references: random responses scored as one set of N = 32 look
+    less diverse than the same responses in groups of G = 8. Scored in chunks of G, a prompt's TDS from
+    its N scoring rollouts is the mean of what its G-rollout groups give online."""
+    rng = np.random.default_rng(0)
+    pool = [[" ".join(rng.choice(list("abcdef"), 6)) for _ in range(32)] for _ in range(20)]  # 20 prompts x N
+    correct = [[i % 2 for i in range(32)]] * 20
+    scored, online, whole = (VarianceAwareSampler(20, batch_size=4) for _ in range(3))
+    scored.score_pool(correct, pool, group=8)  # N = 32 in chunks of G = 8
+    for k in range(4):  # the same prompts, from four batches of G = 8 training rollouts
+        online.update(range(20), [c[8 * k:8 * k + 8] for c in correct], [r[8 * k:8 * k + 8] for r in pool])
+        assert online.tds[0] == pytest.approx(trajectory_diversity_score(pool[0][8 * k:8 * k + 8]))
+    whole.score_pool(correct, pool)  # all 32 as one set: another scale
+    g_scale = np.mean([trajectory_diversity_score(r[8 * k:8 * k + 8]) for r in pool for k in range(4)])
+    np.testing.assert_allclose(scored.tds.mean(), g_scale)
+    assert abs(online.tds.mean() - g_scale) < 0.02 and whole.tds.mean() < g_scale - 0.05
+    np.testing.assert_allclose(scored.tds[3], np.mean([trajectory_diversity_score(pool[3][i:i + 8])
+                                                       for i in (0, 8, 16, 24)]))
 
 
 # ---------------------------------------------------------------- bad input
