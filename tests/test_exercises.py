@@ -153,14 +153,14 @@ def check_surrogate(clipped_surrogate):
 
 def check_token_mean(masked_mean):
     # per-token losses of two rollouts: row 0 has 3 real tokens, row 1 one; padding slots hold garbage
-    values = torch.tensor([[-1.0, -1.0, -1.0], [1.0, 9.0, -7.0]], dtype=torch.float64, requires_grad=True)
+    values = torch.tensor([[-1.0, -1.0, -1.0], [1.0, 9.0, -3.0]], dtype=torch.float64, requires_grad=True)
     mask = torch.tensor([[1.0, 1.0, 1.0], [1.0, 0.0, 0.0]], dtype=torch.float64)
     loss = masked_mean(values, mask)
     assert abs(loss.item() - (-0.5)) < 1e-9, (
         f"token-mean: (-1 - 1 - 1 + 1) / 4 real tokens = -0.5, got {loss.item():.4f}"
         + (" (that is the mean over sequences, (-1 + 1) / 2)" if abs(loss.item()) < 1e-9 else "")
         + (" (padding counted in the denominator: / 6)" if abs(loss.item() + 1 / 3) < 1e-9 else "")
-        + (" (padding's values counted: multiply by the mask)" if abs(loss.item() + 2) < 1e-9 else ""))
+        + (" (the padding's values counted: multiply by the mask)" if abs(loss.item() - 1) < 1e-9 else ""))
     loss.backward()
     assert close(values.grad, [[0.25, 0.25, 0.25], [0.25, 0.0, 0.0]], 1e-9), (
         f"d loss / d value = 1 / (real tokens in the batch) at real tokens, 0 at padding; got {values.grad.tolist()}")
@@ -272,10 +272,11 @@ def check_tds(trajectory_diversity_score):
         responses = [[1, 2], [3, 4], [5, 6, 7, 8, 9, 10]]
         for form in (["a b c d", "e f g h"], responses, [np.array(r) for r in responses],
                      [torch.tensor(r) for r in responses]):
-            got = trajectory_diversity_score(form, method)
-            assert 0.9 <= got <= 1 + 1e-9, (
-                f"{method}: {[list(map(str, r)) for r in form]} share no token, so TDS is (close to) 1, got {got:.4f}: "
-                "score each response on its own tokens; padding them to one length makes the pad runs look alike")
+            got, shown = trajectory_diversity_score(form, method), [r if isinstance(r, str) else list(r) for r in form]
+            assert got <= 1 + 1e-9, f"{method}: TDS lies in [0, 1], got {got:.4f} for {shown} (normalise by length)"
+            assert 0.9 <= got, (
+                f"{method}: {shown} share no token, so TDS is (close to) 1, got {got:.4f}: score each response on its "
+                "own tokens; padding them to one length makes the pad runs look alike")
         # more shared n-grams, less diversity: one token changed at the end < half the tokens changed
         near = trajectory_diversity_score(["a b c d e f g h", "a b c d e f g x"], method)
         far = trajectory_diversity_score(["a b c d e f g h", "a b x y z w v u"], method)
