@@ -739,7 +739,7 @@ def token_logprobs(net, policy: Policy, prompts: list[Prompt], completions: torc
 
 
 # ----------------------------------------------------------------------------------------------------
-# GRPO: completion log-probs, group advantage, k3 KL, clipped surrogate, token-mean, one step
+# GRPO: completion log-probs, group advantage, k3 KL, clipped surrogate, token-mean
 
 
 def completion_logprobs(logits: torch.Tensor, completions: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
