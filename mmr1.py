@@ -764,7 +764,20 @@ def token_logprobs(net, policy: Policy, prompts: list[Prompt], completions: torc
 
 
 # ----------------------------------------------------------------------------------------------------
-# GRPO: group advantage, k3 KL, clipped surrogate
+# GRPO: completion log-probs, group advantage, k3 KL, clipped surrogate, token-mean
+
+
+def completion_logprobs(logits: torch.Tensor, completions: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """log pi(y_t | x, y_<t) of each completion token (N, C), from teacher-forced logits (N, L, V) whose
+    last C positions are the completion's (L >= C + 1), float32 and at the sampling temperature.
+
+    Position t's logits predict token t + 1: the completion's first token is predicted by the prompt's last
+    position, and the last position predicts past the end. With C = 2, logits[:, -3] scores completions[:, 0]
+    and logits[:, -2] scores completions[:, 1]. Taking logits[:, -C:] instead trains each token to predict
+    itself: the loss falls, and the policy learns nothing it can sample.
+    """
+    logits = logits[:, -completions.shape[1] - 1:-1].float()  # (N, C, V): position t predicts token t + 1
+    return torch.log_softmax(logits / temperature, -1).gather(-1, completions.unsqueeze(-1)).squeeze(-1)  # (N, C)
 
 
 def group_advantages(rewards: torch.Tensor, group_size: int, eps: float = 1e-6,
@@ -792,35 +805,47 @@ def kl_k3(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
     return torch.exp(d) - d - 1  # (B, C)
 
 
+def clipped_surrogate(logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor,
+                      clip_low: float = 0.2, clip_high: float = 0.2) -> torch.Tensor:
+    """PPO's clipped surrogate per token (B, C), as a loss: with ratio rho = pi_theta / pi_old,
+        l = max(-A_i * rho, -A_i * clip(rho, 1 - eps_low, 1 + eps_high))
+    the pessimistic bound: once rho leaves the clip range in the direction A pushes it, the token's
+    gradient is 0. On the first update pi_old = pi_theta, so rho = 1 in value and the clip is inactive, yet
+    d rho / d theta = grad log pi: the gradient is exactly the policy gradient -A * grad log pi.
+    rho = 1.5, A = +1 -> max(-1.5, -1.2) = -1.2, clipped, no gradient; rho = 1.5, A = -1 -> 1.5.
+    """
+    ratio = torch.exp(logp - old_logp)  # (B, C) logp not detached: the gradient flows through rho
+    adv = advantages.unsqueeze(1)  # (B, 1)
+    return torch.max(-adv * ratio, -adv * torch.clamp(ratio, 1 - clip_low, 1 + clip_high))  # GRPO: (B, C)
+
+
+def masked_mean(values: torch.Tensor, mask: torch.Tensor, seq_mean: bool = False) -> torch.Tensor:
+    """Mean of `values` (B, C) over the real tokens (mask 1); padding, whatever it holds, counts nowhere.
+
+    Token-mean (default, as the official code): every token of the batch weighs the same, so long
+    completions are not down-weighted. seq_mean=True: each sequence's mean, then the mean over sequences.
+    values [[-1, -1, -1], [1, x, x]], mask [[1, 1, 1], [1, 0, 0]] -> (-1 - 1 - 1 + 1) / 4 = -0.5; per sequence 0.
+    """
+    if seq_mean:
+        return ((values * mask).sum(1) / mask.sum(1).clamp(min=1)).mean()
+    return (values * mask).sum() / mask.sum().clamp(min=1)
+
+
 def grpo_loss(logp: torch.Tensor, old_logp: torch.Tensor, ref_logp: torch.Tensor | None,
               advantages: torch.Tensor, mask: torch.Tensor, clip_low: float = 0.2, clip_high: float = 0.2,
               kl_coef: float = 0.01, seq_mean: bool = False) -> tuple[torch.Tensor, dict[str, float]]:
-    """The GRPO objective (Shao et al., 2024, eq. 3; MMR1 Sec. 3), as a loss to minimise.
-
-    Per completion token t of rollout i, with ratio rho = pi_theta / pi_old:
-        l = max(-A_i * rho, -A_i * clip(rho, 1 - eps_low, 1 + eps_high)) + beta_KL * k3
-    averaged over all completion tokens of the batch (token-mean: every token weighs the same, so long
-    completions are not down-weighted, as in the official code); seq_mean=True averages per sequence
-    first. On the first update pi_old = pi_theta, so rho = 1 in value and the clip is inactive, yet
-    d rho / d theta = grad log pi: the gradient is exactly the policy gradient -A * grad log pi / tokens.
+    """The GRPO objective (Shao et al., 2024, eq. 3; MMR1 Sec. 3), as a loss to minimise: per completion
+    token, `clipped_surrogate` + beta_KL * `kl_k3`, then `masked_mean` over the batch's real tokens.
+    Returns (loss, stats): clip_frac, kl and ratio, each averaged over real tokens.
     """
     real = mask.bool()  # padding positions may hold any value: keep them out of exp(), or inf * 0 = NaN
     logp, old_logp = logp.where(real, 0.0), old_logp.where(real, 0.0)
-    ratio = torch.exp(logp - old_logp)  # (B, C)
-    adv = advantages.unsqueeze(1)  # (B, 1)
-    unclipped = -adv * ratio  # (B, C)
-    clipped = -adv * torch.clamp(ratio, 1 - clip_low, 1 + clip_high)  # (B, C)
-    per_token = torch.max(unclipped, clipped)  # GRPO: pessimistic bound, as in PPO
+    per_token = clipped_surrogate(logp, old_logp, advantages, clip_low, clip_high)  # (B, C)
     kl = kl_k3(logp, ref_logp.where(real, 0.0)) if ref_logp is not None else torch.zeros_like(logp)  # (B, C)
-    per_token = per_token + kl_coef * kl  # GRPO: KL to the reference as a loss term, not in the reward
-    if seq_mean:
-        loss = ((per_token * mask).sum(1) / mask.sum(1).clamp(min=1)).mean()
-    else:
-        loss = (per_token * mask).sum() / mask.sum().clamp(min=1)  # token-mean over the batch
-    n = mask.sum().clamp(min=1)
-    stats = dict(clip_frac=((clipped > unclipped).float() * mask).sum().item() / n.item(),
-                 kl=(kl * mask).sum().item() / n.item(), ratio=(ratio * mask).sum().item() / n.item())
-    return loss, stats
+    loss = masked_mean(per_token + kl_coef * kl, mask, seq_mean)  # GRPO: KL as a loss term, not in the reward
+    ratio = torch.exp(logp - old_logp)  # (B, C) a token is clipped where max() took the clipped term:
+    stats = dict(clip_frac=(per_token > -advantages.unsqueeze(1) * ratio).float(), kl=kl, ratio=ratio)  # (B, C)
+    return loss, {k: (v * mask).sum().item() / mask.sum().clamp(min=1).item() for k, v in stats.items()}
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -894,19 +919,31 @@ def grpo_update(policy: Policy, opt, ro: Rollouts, adv: torch.Tensor, ref_logp: 
     model, G = policy.model, args.group_size
     # what the loss averages over: every token of the global batch, or every sequence with --seq-mean
     units = torch.ones(len(ro.mask), device=ro.mask.device) if args.seq_mean else ro.mask.sum(1)  # (B*G,)
-    total, loss_sum, stats_sum = all_sum(units.sum()), 0.0, Counter()
+    total, sums = all_sum(units.sum()), Counter()
     model.train()  # however the run started (from_pretrained returns eval mode): checkpointing needs it
     for a, b in micro_batches(len(ro.prompts), G, args.micro_batch):  # whole groups at a time
         rows, c = slice(a * G, b * G), max(1, int(ro.mask[a * G:b * G].sum(1).max()))  # the longest completion
         mask = ro.mask[rows, :c]  # (b*G - a*G, c)
         logp = token_logprobs(model, policy, ro.prompts[a:b], ro.completion_ids[rows, :c], mask, args)
-        ref = ref_logp[rows, :c] if ref_logp is not None else None
+        ref = None if ref_logp is None else ref_logp[rows, :c]  # (b*G - a*G, c)
         loss, stats = grpo_loss(logp, ro.logp[rows, :c], ref, adv[rows], mask, args.clip_low, args.clip_high,
                                 args.kl_coef, args.seq_mean)  # GRPO: this part's token-mean
         share = backward(loss, units[rows].sum(), total)
-        loss_sum += loss.item() * share
-        stats_sum.update({k: v * share for k, v in stats.items()})
-    return step_optimiser(model, opt, args, loss_sum, stats_sum)
+        sums.update({k: v * share for k, v in dict(stats, loss=loss.item()).items()})  # the global batch's means
+    return step_optimiser(model, opt, args, sums.pop("loss"), sums)
+
+
+def grpo_step(policy: Policy, opt, ro: Rollouts, ref_logp: torch.Tensor | None,
+              args: Args) -> tuple[float, dict, float, int]:
+    """One GRPO step on a batch of rewarded rollouts (Algorithm 1, lines 7-8): the group advantages of the
+    rewards (format + accuracy), then --update-epochs `grpo_update` passes over the same batch, the first
+    on-policy. Returns the last pass's loss, stats and gradient norm, and how many passes were skipped."""
+    adv = group_advantages(ro.rewards, args.group_size, scale_std=args.scale_std).to(ro.mask.device)  # (B*G,)
+    skipped = 0
+    for _ in range(args.update_epochs):  # GRPO: 1 = on-policy; more reuse the batch and the clip acts
+        loss, stats, grad_norm, stepped = grpo_update(policy, opt, ro, adv, ref_logp, args)
+        skipped += not stepped  # a non-finite loss or gradient: skipped, training goes on
+    return loss, stats, grad_norm, skipped
 
 
 @torch.no_grad()
@@ -945,12 +982,10 @@ def rl(policy: Policy, pool: list[Example], test: list[Example], args: Args, met
         clock = [time.time()]
         ro, drawn, outcomes, kept = draw_groups(policy, pool, sampler, args)  # B prompts, G rewarded rollouts each
         clock.append(time.time())
-        adv = group_advantages(ro.rewards, G, scale_std=args.scale_std).to(ro.mask.device)  # GRPO: (B*G,)
         ref_logp = reference_logprobs(ref, policy, ro, args)  # (B*G, C)
         clock.append(time.time())
-        for _ in range(args.update_epochs):  # GRPO: 1 = on-policy; more reuse the batch and the clip acts
-            loss, stats, grad_norm, stepped = grpo_update(policy, opt, ro, adv, ref_logp, args)
-            run["skipped"] += not stepped  # a non-finite loss or gradient: skipped, training goes on
+        loss, stats, grad_norm, skipped = grpo_step(policy, opt, ro, ref_logp, args)  # GRPO: advantages, update
+        run["skipped"] += skipped
         correct = torch.cat([o[1] for o in outcomes])  # every drawn group's, every rank's
         if args.vas and args.vas_online:  # VAS (beyond the paper): free re-scoring from training rollouts
             sampler.update(drawn, correct.view(-1, G).numpy(), [r for o in outcomes for r in o[3]])
