@@ -145,8 +145,8 @@ class Args:
     beta: float = flag(0.2, "beta, weight of TDS in VPS (the paper: 0.2)")
     diversity: str = flag("self_bleu", "TDS method", ("self_bleu", "distinct", "edit"))
     vas_online: bool = flag(True, "also refresh scores from each step's training rollouts (beyond the paper)")
-    filter_groups: int = flag(0, "DAPO's dynamic sampling: drop groups whose G rewards all agree, drawing up to "
-                                 "this many batches a step to refill B; 0 = off")
+    filter_groups: int = flag(0, "DAPO's dynamic sampling: drop groups whose G rewards all agree, drawing up "
+                                 "to this many batches a step to refill B; 0 = off")
 
 
 # The paper's hyper-parameters (Sec. 4.1) for the released checkpoints; explicit flags still win.
@@ -716,14 +716,31 @@ def rollout(policy: Policy, examples: list[Example], args: Args, group: int,
     return Rollouts(prompts, completions, mask, ids, logp, texts, scores[:, 2], scores[:, 1], scores[:, 0])
 
 
+def completion_logprobs(logits: torch.Tensor, completions: torch.Tensor,
+                        temperature: float = 1.0) -> torch.Tensor:
+    """log pi(y_t | x, y_<t) of each completion token (N, C), from teacher-forced logits (N, L, V) whose
+    last C positions are the completion's (L >= C + 1), float32 and at the sampling temperature.
+
+    Position t's logits predict token t + 1: the completion's first token is predicted by the prompt's last
+    position, and the last position predicts past the end. With C = 2, logits[:, -3] scores completions[:, 0]
+    and logits[:, -2] scores completions[:, 1]. Taking logits[:, -C:] instead trains each token to predict
+    itself: the loss falls, and the policy learns nothing it can sample.
+    """
+    logits = logits[:, -completions.shape[1] - 1:-1].float()  # (N, C, V): position t predicts token t + 1
+    logp = torch.log_softmax(logits / temperature, -1)  # (N, C, V)
+    return logp.gather(-1, completions.unsqueeze(-1)).squeeze(-1)  # (N, C)
+
+
 LOGIT_CHUNK = 16  # completion columns scored at a time: (8, 16, 151,936) float32 logits are 78 MB
 
 
 def chosen_logprobs(hidden: torch.Tensor, head: torch.Tensor, ids: torch.Tensor, args: Args,
                     policy: Policy) -> torch.Tensor:
-    """log pi of the tokens ids (N, c) read off hidden states (N, c, H) by the lm_head weight (V, H):
-    `log_policy`, the distribution sampling draws from, over a few columns, so (N, c, V) stays small."""
-    return log_policy(hidden @ head.T, args, policy).gather(-1, ids[..., None])[..., 0]  # (N, c)
+    """log pi of the tokens ids (N, c) read off the hidden states (N, c + 1, H) of the positions before them
+    by the lm_head weight (V, H): `completion_logprobs` over a few columns, so (N, c, V) stays small. Vision
+    tokens get -inf, as in sampling (`log_policy`): training scores the distribution sampling draws from."""
+    logits = (hidden @ head.T).index_fill(-1, torch.tensor(policy.suppress, device=hidden.device), -math.inf)
+    return completion_logprobs(logits, ids, args.temperature)  # (N, c)
 
 
 def token_logprobs(net, policy: Policy, prompts: list[Prompt], completions: torch.Tensor, mask: torch.Tensor,
@@ -752,10 +769,9 @@ def token_logprobs(net, policy: Policy, prompts: list[Prompt], completions: torc
                           pixel_values=rows["pixel_values"], image_grid_thw=rows["image_grid_thw"])
         # the last hidden states (N, [L +] C, H), not the logits: one position's logits only
         rest = net(attention_mask=attn, output_hidden_states=-1, logits_to_keep=1, **inputs).hidden_states[-1]
-        # the one-token shift: position t predicts token t + 1, so the first completion token is read off
-        # the prompt's last position, and the last completion position predicts nothing
-        hidden = torch.cat([first, rest[:, :-1]], 1) if shared else rest[:, -c - 1:-1]  # (N, C, H)
-        logp = [checkpoint(chosen_logprobs, hidden[:, i:i + LOGIT_CHUNK], net.lm_head.weight,
+        # the prompt's last position, then the completion's: `completion_logprobs` shifts them by one token
+        hidden = torch.cat([first, rest], 1) if shared else rest[:, -c - 1:]  # (N, C + 1, H)
+        logp = [checkpoint(chosen_logprobs, hidden[:, i:i + LOGIT_CHUNK + 1], net.lm_head.weight,
                            completions[:, i:i + LOGIT_CHUNK], args, policy, use_reentrant=False)
                 for i in range(0, c, LOGIT_CHUNK)]  # each chunk's logits are recomputed in the backward
     if hasattr(net, "reshard") and not torch.is_grad_enabled():
@@ -764,20 +780,7 @@ def token_logprobs(net, policy: Policy, prompts: list[Prompt], completions: torc
 
 
 # ----------------------------------------------------------------------------------------------------
-# GRPO: completion log-probs, group advantage, k3 KL, clipped surrogate, token-mean
-
-
-def completion_logprobs(logits: torch.Tensor, completions: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
-    """log pi(y_t | x, y_<t) of each completion token (N, C), from teacher-forced logits (N, L, V) whose
-    last C positions are the completion's (L >= C + 1), float32 and at the sampling temperature.
-
-    Position t's logits predict token t + 1: the completion's first token is predicted by the prompt's last
-    position, and the last position predicts past the end. With C = 2, logits[:, -3] scores completions[:, 0]
-    and logits[:, -2] scores completions[:, 1]. Taking logits[:, -C:] instead trains each token to predict
-    itself: the loss falls, and the policy learns nothing it can sample.
-    """
-    logits = logits[:, -completions.shape[1] - 1:-1].float()  # (N, C, V): position t predicts token t + 1
-    return torch.log_softmax(logits / temperature, -1).gather(-1, completions.unsqueeze(-1)).squeeze(-1)  # (N, C)
+# GRPO: group advantage, k3 KL, clipped surrogate, token-mean
 
 
 def group_advantages(rewards: torch.Tensor, group_size: int, eps: float = 1e-6,
@@ -824,7 +827,8 @@ def masked_mean(values: torch.Tensor, mask: torch.Tensor, seq_mean: bool = False
 
     Token-mean (default, as the official code): every token of the batch weighs the same, so long
     completions are not down-weighted. seq_mean=True: each sequence's mean, then the mean over sequences.
-    values [[-1, -1, -1], [1, x, x]], mask [[1, 1, 1], [1, 0, 0]] -> (-1 - 1 - 1 + 1) / 4 = -0.5; per sequence 0.
+    values [[-1, -1, -1], [1, x, x]], mask [[1, 1, 1], [1, 0, 0]] -> (-1 - 1 - 1 + 1) / 4 = -0.5;
+    per sequence 0.
     """
     if seq_mean:
         return ((values * mask).sum(1) / mask.sum(1).clamp(min=1)).mean()
@@ -844,7 +848,8 @@ def grpo_loss(logp: torch.Tensor, old_logp: torch.Tensor, ref_logp: torch.Tensor
     kl = kl_k3(logp, ref_logp.where(real, 0.0)) if ref_logp is not None else torch.zeros_like(logp)  # (B, C)
     loss = masked_mean(per_token + kl_coef * kl, mask, seq_mean)  # GRPO: KL as a loss term, not in the reward
     ratio = torch.exp(logp - old_logp)  # (B, C) a token is clipped where max() took the clipped term:
-    stats = dict(clip_frac=(per_token > -advantages.unsqueeze(1) * ratio).float(), kl=kl, ratio=ratio)  # (B, C)
+    clipped = per_token > -advantages.unsqueeze(1) * ratio  # (B, C) the clipped term is the larger one
+    stats = dict(clip_frac=clipped.float(), kl=kl, ratio=ratio)  # (B, C)
     return loss, {k: (v * mask).sum().item() / mask.sum().clamp(min=1).item() for k, v in stats.items()}
 
 
@@ -922,14 +927,15 @@ def grpo_update(policy: Policy, opt, ro: Rollouts, adv: torch.Tensor, ref_logp: 
     total, sums = all_sum(units.sum()), Counter()
     model.train()  # however the run started (from_pretrained returns eval mode): checkpointing needs it
     for a, b in micro_batches(len(ro.prompts), G, args.micro_batch):  # whole groups at a time
-        rows, c = slice(a * G, b * G), max(1, int(ro.mask[a * G:b * G].sum(1).max()))  # the longest completion
+        rows = slice(a * G, b * G)
+        c = max(1, int(ro.mask[rows].sum(1).max()))  # cut to the longest completion
         mask = ro.mask[rows, :c]  # (b*G - a*G, c)
         logp = token_logprobs(model, policy, ro.prompts[a:b], ro.completion_ids[rows, :c], mask, args)
         ref = None if ref_logp is None else ref_logp[rows, :c]  # (b*G - a*G, c)
         loss, stats = grpo_loss(logp, ro.logp[rows, :c], ref, adv[rows], mask, args.clip_low, args.clip_high,
                                 args.kl_coef, args.seq_mean)  # GRPO: this part's token-mean
         share = backward(loss, units[rows].sum(), total)
-        sums.update({k: v * share for k, v in dict(stats, loss=loss.item()).items()})  # the global batch's means
+        sums.update({k: v * share for k, v in dict(stats, loss=loss.item()).items()})  # the global batch's
     return step_optimiser(model, opt, args, sums.pop("loss"), sums)
 
 
@@ -972,15 +978,15 @@ def rl(policy: Policy, pool: list[Example], test: list[Example], args: Args, met
     mixture = args.mixture_ratio if args.vas else 0.0  # lambda = 0: every prompt from the epoch shuffle
     sampler = vas.VarianceAwareSampler(len(pool), args.prompts_per_step, mixture, seed=args.seed,
                                        alpha=args.alpha, beta=args.beta, diversity=args.diversity)
-    run = restore(state, model, opt, dict(step=0, skipped=0, refresh_s=0.0, rollouts=0, dropped=0, wall_s=0.0),
-                  sampler=sampler)
+    run = dict(step=0, skipped=0, refresh_s=0.0, rollouts=0, dropped=0, wall_s=0.0)  # counters, checkpointed
+    run = restore(state, model, opt, run, sampler=sampler)
     for step in (bar := progress(range(run["step"], args.rl_steps), "rl")):
         refresh_s = None
         if args.vas and (step == 0 or args.refresh_every and step % args.refresh_every == 0):
-            refresh_s = score_pool(policy, pool, sampler, args)  # VAS: N rollouts a prompt -> VPS, every T_update
+            refresh_s = score_pool(policy, pool, sampler, args)  # VAS: N rollouts a prompt -> VPS
             run["rollouts"] += len(pool) * args.num_scoring  # VAS's cost, counted with the training rollouts
         clock = [time.time()]
-        ro, drawn, outcomes, kept = draw_groups(policy, pool, sampler, args)  # B prompts, G rewarded rollouts each
+        ro, drawn, outcomes, kept = draw_groups(policy, pool, sampler, args)  # B prompts, G rollouts each
         clock.append(time.time())
         ref_logp = reference_logprobs(ref, policy, ro, args)  # (B*G, C)
         clock.append(time.time())
@@ -990,12 +996,14 @@ def rl(policy: Policy, pool: list[Example], test: list[Example], args: Args, met
         if args.vas and args.vas_online:  # VAS (beyond the paper): free re-scoring from training rollouts
             sampler.update(drawn, correct.view(-1, G).numpy(), [r for o in outcomes for r in o[3]])
         metrics = rl_metrics(step, run, ro, outcomes, kept, refresh_s, clock, args)
-        metrics.update({"train/loss": loss, "train/grad_norm": grad_norm, "train/skipped_steps": run["skipped"],
-                        **{f"train/{k}": v for k, v in stats.items()}, "vas/vps_mean": float(sampler.scores.mean())})
+        metrics.update({"train/loss": loss, "train/grad_norm": grad_norm,
+                        "train/skipped_steps": run["skipped"], **{f"train/{k}": v for k, v in stats.items()},
+                        "vas/vps_mean": float(sampler.scores.mean())})
         if args.eval_every and (step + 1) % args.eval_every == 0 or step + 1 == args.rl_steps:
             metrics.update(evaluate(policy, test, args))
         log(metrics_file, metrics)
-        bar.set_postfix(acc=f"{metrics['reward/accuracy']:.2f}", zero_std=f"{metrics['reward/zero_std_frac']:.2f}")
+        bar.set_postfix(acc=f"{metrics['reward/accuracy']:.2f}",
+                        zero_std=f"{metrics['reward/zero_std_frac']:.2f}")
         end_of_step(args, model, opt, metrics_file, dict(run, step=step + 1, stage="rl"),
                     step + 1 == args.rl_steps, sampler=sampler)
 
@@ -1016,13 +1024,14 @@ def rl_metrics(step: int, run: dict, ro: Rollouts, outcomes: list, kept: int, re
             "reward/format": formats.mean().item(),
             "reward/zero_std_frac": (rewards.view(-1, G).std(1) == 0).float().mean().item(),
             "reward/completion_len": n_tokens / max(1, kept * G), "vas/refresh_s_total": run["refresh_s"],
-            "rollouts/total": run["rollouts"], "rollouts/dropped": run["dropped"], "perf/wall_s": run["wall_s"],
+            "rollouts/total": run["rollouts"], "rollouts/dropped": run["dropped"],
+            "perf/wall_s": run["wall_s"],
             "perf/step_s": now - t0, "perf/sample_s": t_sample - t0, "perf/ref_s": t_ref - t_sample,
             "perf/update_s": now - t_ref, "perf/rollout_tokens_per_s": n_tokens / (t_sample - t0)}
 
 
 def draw_groups(policy: Policy, pool: list[Example], sampler: vas.VarianceAwareSampler, args: Args):
-    """B prompts and G rollouts each (Algorithm 1, lines 5-6): this rank's Rollouts, every prompt id drawn, every
+    """B prompts and G rollouts each (Algorithm 1): this rank's Rollouts, every prompt id drawn, every
     rank's outcomes and the number of groups kept. With --filter-groups K, DAPO's dynamic sampling (Yu et al.,
     2025, Sec. 3.2): a group whose G rewards all agree has advantage 0 and teaches nothing, so it is dropped
     and another batch drawn, up to K batches, until B groups remain. The first groups to differ, in the order
@@ -1057,7 +1066,8 @@ def select(parts: list[tuple[Rollouts, list[int]]], group: int, groups: int, pad
             v = getattr(ro, f.name)
             rows = keep if f.name == "prompts" else [g * group + i for g in keep for i in range(group)]
             if isinstance(v, torch.Tensor) and v.dim() == 2:  # (rows, C), padded to the widest
-                v = torch.nn.functional.pad(v, (0, width - v.shape[1]), value=pad * (f.name == "completion_ids"))
+                fill = pad if f.name == "completion_ids" else 0
+                v = torch.nn.functional.pad(v, (0, width - v.shape[1]), value=fill)
             values.append([v[r] for r in rows] if isinstance(v, list) else v[rows])
         fields[f.name] = sum(values, []) if isinstance(values[0], list) else torch.cat(values)
     fields["mask"][len(fields["mask"]) - n_pad * group:] = 0
@@ -1170,7 +1180,8 @@ def print_summary(summary: dict, out: str) -> None:
     print(f"\n{'metric':<40} value")
     for k, v in summary.items():
         print(f"{k:<40} {v:.3f}" if isinstance(v, float) else f"{k:<40} {v}")
-    print(f"\nwrote {out}/metrics.jsonl, summary.json, curves.png, final/ (load with --init-from {out}/final)")
+    print(f"\nwrote {out}/metrics.jsonl, summary.json, curves.png, final/ "
+          f"(load with --init-from {out}/final)")
 
 
 def plot_curves(out: str) -> str:
@@ -1180,8 +1191,9 @@ def plot_curves(out: str) -> str:
     import matplotlib.pyplot as plt
     rows = [json.loads(line) for line in open(os.path.join(out, "metrics.jsonl"))]
     evals = [dict(r, step=r.get("step", -1)) for r in rows if "eval/accuracy" in r]  # after SFT = RL step 0
+    families = [k for k in (evals or [{}])[0] if k.startswith("eval/accuracy")]
     panels = {"SFT: cross-entropy": ("sft", ["sft/loss"]),
-              "held-out accuracy (greedy)": ("eval", [k for k in (evals or [{}])[0] if k.startswith("eval/acc")]),
+              "held-out accuracy (greedy)": ("eval", families),
               "reward (format + accuracy)": ("rl", ["reward/mean", "reward/accuracy", "reward/format"]),
               **{key: ("rl", [key]) for key in ("reward/zero_std_frac", "train/kl", "train/grad_norm",
                                                 "train/clip_frac", "reward/completion_len")}}
