@@ -20,7 +20,7 @@ Deviations from the paper, and why:
 1. The default model is a tiny, randomly initialised Qwen2.5-VL (same architecture: vision tower, patch
    merger, M-RoPE) with a word-level tokenizer, trained on procedurally drawn geometry, so the whole
    pipeline runs on a laptop CPU in minutes. `--model Qwen2.5-VL-3B/7B` restores the paper's setting.
-2. One optimiser step per rollout batch by default (the ratio is then 1 in value, see `grpo_loss`);
+2. One optimiser step per rollout batch by default (the ratio is then 1 in value, see `clipped_surrogate`);
    `--update-epochs` > 1 gives PPO-style reuse with clipping.
 3. VAS as the paper defines it, not as the official code computes it (see `vas.py`): diversity is
    1 - self-BLEU on unpadded responses, and VPS is used unnormalised.
@@ -39,9 +39,10 @@ Sections, in file order:
     Model and tokenizer .......... the tiny Qwen2.5-VL, or a checkpoint; fp32 master weights
     Prompt encoding .............. chat text, <|image_pad|> per merged patch, M-RoPE positions
     Reward ....................... format + accuracy (Math-Verify for math answers)
-    Rollouts and log-probs ....... the KV-cache sampler; shared-prefix log-probs for training
-    GRPO ......................... group advantage, k3 KL, the clipped surrogate
-    Training loops ............... SFT, the GRPO update, RL with VAS (Algorithm 1), evaluation
+    Rollouts and log-probs ....... the KV-cache sampler; shared-prefix, vocabulary-chunked log-probs
+    GRPO ......................... group advantage, k3 KL, the clipped surrogate, token-mean, the loss
+    Training loops ............... SFT, the GRPO update and step, RL with VAS (Algorithm 1), dynamic
+                                   sampling, evaluation, curves.png
     Main ......................... the two stages, the summary
     Plumbing ..................... torchrun / FSDP2, checkpoints and exact resume, logs
 """
