@@ -14,7 +14,7 @@ TINY = [*FROM_COLD_START, "--num-rl", "8", "--num-test", "8", "--prompts-per-ste
 
 def test_compare_builds_the_pool_runs_every_arm_and_resumes(tmp_path, cold_start):
     argv = ["--init-from", cold_start, "--out", str(tmp_path), "--workdir", str(tmp_path / "runs"), "--seeds", "3",
-            "--shares", "0.75", "--rl-steps", "2", "--target", "0.0", "--", *TINY]
+            "--shares", "0.75", "--rl-steps", "2", "--targets", "0.0", "--", *TINY]
     compare_vas.main(argv)
     rl = [json.loads(line) for line in open(tmp_path / "runs" / "data-0.75" / "rl.jsonl")]
     assert [r["family"] for r in rl] == ["colour"] * 6 + ["biggest"] * 2  # 75% dead, drawn in order
@@ -24,7 +24,7 @@ def test_compare_builds_the_pool_runs_every_arm_and_resumes(tmp_path, cold_start
         assert_learning_signal(tmp_path / "runs" / "d0.75" / f"{arm}-3", cold_start)
     assert (tmp_path / "vas_compare.png").stat().st_size > 10_000
     rows = [line for line in (tmp_path / "vas_compare.md").read_text().splitlines() if line.startswith("| 0.75")]
-    assert [r.split("|")[2].strip() for r in rows] == list(compare_vas.ARMS)
+    assert [r.split("|")[2].strip() for r in rows] == list(compare_vas.ARMS) * 2  # rollouts to target, statistics
     results = json.load(open(tmp_path / "vas_compare.json"))["results"]["0.75"]
     run, uniform = results["vas-0.5"]["3"], results["uniform"]["3"]
     assert run["eval_steps"] == [0, 1, 2] and run["rollouts"][0] == 0
@@ -48,3 +48,15 @@ def test_rollouts_to_target_and_intervals_by_hand():
     assert (m, round(lo, 3), round(hi, 3)) == (2.0, -10.706, 14.706)
     d, lo, hi = compare_vas.difference(compare_vas.np.array([1.0, 3.0]), compare_vas.np.array([5.0, 7.0]))
     assert d == -4.0 and round(hi - d, 2) == round(4.303 * 2 ** 0.5, 2)  # Welch df = 2
+
+
+def test_a_target_uniform_never_reached_bounds_the_difference():
+    """Uniform's runs that end short of the target count at their last rollout count: the difference is a bound."""
+    run = lambda n, acc: {"rollouts": [0, n, 2 * n], "target_accuracy": [0.1, acc, acc], "accuracy": [0.5] * 3,  # noqa
+                          "zero_std_start": 0.5, "zero_std_frac": 0.5, "dropped_frac": 0.0, "scoring_rollouts": 0,
+                          "grad_norm": 0.1}
+    results = {0.9: {"uniform": {0: run(1000, 0.5), 1: run(1200, 0.95)}, "vas-1.0": {0: run(300, 0.95), 1: run(500, 0.95)}}}
+    lines = compare_vas.table(results, "biggest", [0.9])
+    uniform, vas_row = (next(x for x in lines if x.startswith(f"| 0.9 | {arm} |")) for arm in ("uniform", "vas-1.0"))
+    assert "| 1/2 |" in uniform and "| 2/2 |" in vas_row
+    assert "<= -1,200 [" in vas_row  # mean(300, 500) - mean(2000 at its end, 1200)
