@@ -155,7 +155,7 @@ PRESETS = {"Qwen2.5-VL-3B": "Qwen/Qwen2.5-VL-3B-Instruct", "Qwen2.5-VL-7B": "Qwe
 PAPER_SETTINGS = dict(sft_lr=1e-5, rl_lr=1e-6, temperature=0.6, group_size=8, kl_coef=0.01,
                       clip_low=0.2, clip_high=0.2, max_new_tokens=4096, num_scoring=32,
                       refresh_every=35, dtype="bfloat16", grad_checkpointing=True, freeze_vision="all",
-                      micro_batch=8, min_pixels=7056, max_pixels=1048576,
+                      micro_batch=4, min_pixels=7056, max_pixels=1048576,  # 4 x 6,144 tokens: 80 GB
                       # KV cache: 36 layers x 2 (K, V) x 2 heads x 128 x 2 B = 36 KB a token for 3B (57 KB
                       # for 7B); 64 rollouts x (2048 + 4096) tokens = 14 GB (22 GB), beside 60 GB of fp32
                       # weights, gradients and moments
@@ -991,7 +991,7 @@ def rl(policy: Policy, pool: list[Example], test: list[Example], args: Args, met
         clock.append(time.time())
         ref_logp = reference_logprobs(ref, policy, ro, args)  # (B*G, C)
         clock.append(time.time())
-        loss, stats, grad_norm, skipped = grpo_step(policy, opt, ro, ref_logp, args)  # GRPO: advantages, update
+        loss, stats, grad_norm, skipped = grpo_step(policy, opt, ro, ref_logp, args)  # GRPO: A, update(s)
         run["skipped"] += skipped
         correct = torch.cat([o[1] for o in outcomes])  # every drawn group's, every rank's
         if args.vas and args.vas_online:  # VAS (beyond the paper): free re-scoring from training rollouts

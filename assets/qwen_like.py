@@ -133,7 +133,7 @@ def save_qwen_like(path: str, size: str = "test", texts: list[str] | None = None
 
 # A few RL steps of the preset on the toy data, sized for ~4 min on one H100 (estimated, not measured). A random
 # model rarely ends its turn, so every rollout runs to --max-new-tokens: a worst case for that budget. Memory
-# depends on the preset's --micro-batch 8 and the length, not on the number of prompts, so 4 prompts x G = 8 do.
+# depends on the preset's --micro-batch and the length, not on the number of prompts, so 4 prompts x G = 8 do.
 BENCH_FLAGS = ["--rl-steps", "3", "--prompts-per-step", "4", "--group-size", "8", "--max-new-tokens", "256",
                "--num-sft", "8", "--num-rl", "4", "--num-test", "8", "--eval-every", "0", "--vas", "--num-scoring", "8",
                "--save-every", "0"]
