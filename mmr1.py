@@ -1173,6 +1173,7 @@ def main(argv: list[str] | None = None) -> dict:
         plot_curves(args.out)
         print_summary(summary, args.out)
     if dist.is_initialized():
+        dist.barrier()  # rank 0 may still be writing: no rank tears the group down under another
         dist.destroy_process_group()
     return summary
 

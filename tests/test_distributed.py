@@ -150,6 +150,7 @@ if __name__ == "__main__":  # the torchrun side
                "filtered_replicated": filtered_step(), "filtered_fsdp": filtered_step(fsdp=True)}
     if mmr1.rank() == 0:
         torch.save(results, os.path.join(sys.argv[1], "steps.pt"))
+    torch.distributed.barrier()  # no rank tears down the group while another still uses it
     torch.distributed.destroy_process_group()
 
 

@@ -69,6 +69,7 @@ def main(out: str) -> None:
     counts["run_dirs"] = mmr1.gather(mmr1.run_dir(args))  # no --out: one name for all, rank 0's
     if mmr1.rank() == 0:
         json.dump(counts, open(os.path.join(out, "counts.json"), "w"))
+    dist.barrier()  # no rank tears down the group while another still uses it
     dist.destroy_process_group()
 
 
