@@ -48,20 +48,8 @@ Sections, in file order:
 """
 from __future__ import annotations
 
-import argparse
-import contextlib
-import copy
-import dataclasses
-import json
-import math
-import os
-import random
-import re
-import shutil
-import signal
-import sys
-import threading
-import time
+import argparse, contextlib, copy, dataclasses, json, math, os, random, re, resource, shutil, signal, sys
+import threading, time
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 
@@ -78,9 +66,10 @@ import vas
 # Flags
 
 
-def flag(default, help_text: str, choices: tuple | None = None) -> dataclasses.Field:
-    """A field of Args with its --help text (and the values argparse accepts, where they are few)."""
-    return dataclasses.field(default=default, metadata={"help": help_text, "choices": choices})
+def flag(default, help_text: str, choices: tuple | None = None, valid: str = "[0, inf)") -> dataclasses.Field:
+    """A field of Args with its --help text and the values it takes: one of a few `choices`, or a number in
+    the interval `valid` ("[2, inf)": 2 or more; "(0, 1]": above 0, at most 1). No flag takes a negative."""
+    return dataclasses.field(default=default, metadata=dict(help=help_text, choices=choices, valid=valid))
 
 
 @dataclass
@@ -90,8 +79,7 @@ class Args:
     seed: int = flag(0, "seeds python, numpy and torch; the toy data has its own --data-seed")
     out: str = flag("", "output directory; default runs/<timestamp>")
     device: str = flag("auto", '"auto" (cuda if available), "cpu" or "cuda"', ("auto", "cpu", "cuda"))
-    dtype: str = flag("float32", "compute dtype; bfloat16 = autocast over fp32 master weights (the presets)",
-                      ("float32", "bfloat16"))
+    dtype: str = flag("float32", "bfloat16: autocast, fp32 master weights (presets)", ("float32", "bfloat16"))
     init_from: str = flag("", "start from this checkpoint (a run's sft/ or final/ directory) and skip SFT")
     resume: str = flag("", "continue the run in this directory exactly where its last checkpoint.pt left off")
     save_every: int = flag(50, "write checkpoint.pt every this many steps (also at the end and on Ctrl-C)")
@@ -101,46 +89,43 @@ class Args:
     export_data: str = flag("", "write the toy data in MMR1's schema to this directory and exit")
     plot: str = flag("", "draw curves.png for this run directory (finished or still running) and exit")
     data_seed: int = flag(0, "seed of the toy geometry generator")
-    num_sft: int = flag(6000, "toy cold-start examples (the paper: ~1.6M long-CoT items)")
-    num_rl: int = flag(256, "toy RL prompt pool (the paper: ~15k prompts)")
-    num_test: int = flag(450, "toy held-out test examples")
-    image_size: int = flag(112, "toy image side in pixels (112 px -> 16 image tokens)")
-    min_pixels: int = flag(0, "images resized to at least this many pixels; 0 = the model's own "
-                              "(the paper: 7056)")
-    max_pixels: int = flag(0, "images resized to at most this many pixels; 0 = the model's own "
-                              "(paper: 1048576)")
-    teacher_error: float = flag(0.6, 'share of "biggest shape" rationales whose teacher answers '
-                                     'for the small one')
+    num_sft: int = flag(6000, "toy cold-start examples (the paper: ~1.6M long-CoT items)", valid="[1, inf)")
+    num_rl: int = flag(256, "toy RL prompt pool (the paper: ~15k prompts)", valid="[1, inf)")
+    num_test: int = flag(450, "toy held-out test examples", valid="[1, inf)")
+    image_size: int = flag(112, "toy image side in pixels (112 px -> 16 image tokens)", valid="[28, inf)")
+    min_pixels: int = flag(0, "images resized to at least this many pixels; 0: the model's (paper: 7056)")
+    max_pixels: int = flag(0, "images resized to at most this many pixels; 0: the model's (paper: 1048576)")
+    teacher_error: float = flag(0.6, 'share of "biggest" rationales naming the small shape', valid="[0, 1]")
     # model
     grad_checkpointing: bool = flag(False, "trade compute for memory (the presets turn it on)")
-    freeze_vision: str = flag("rl", 'stages with a frozen vision tower: "none", "rl" (it learns to see in '
-                                    'SFT only) or "all"', ("none", "rl", "all"))
+    freeze_vision: str = flag("rl", 'stages with a frozen vision tower ("rl": it learns to see in SFT only)',
+                              ("none", "rl", "all"))
     micro_batch: int = flag(0, "sequences per forward/backward pass; 0 = whole batch at once")
     rollout_batch: int = flag(0, "sequences per sampling call (KV cache memory); 0 = the whole batch at once")
     # cold-start SFT
     sft_steps: int = flag(500, "optimiser steps of supervised fine-tuning; 0 skips SFT")
-    sft_batch: int = flag(32, "examples per SFT step (the paper: effective batch 32)")
-    sft_lr: float = flag(1e-3, "peak learning rate, cosine with 10% warm-up (the paper: 1e-5)")
+    sft_batch: int = flag(32, "examples per SFT step (the paper: effective batch 32)", valid="[1, inf)")
+    sft_lr: float = flag(1e-3, "peak lr, cosine with 10% warm-up (the paper: 1e-5)", valid="(0, inf)")
     # GRPO
     rl_steps: int = flag(60, "RL optimiser steps; 0 skips RL")
-    prompts_per_step: int = flag(16, "prompts per RL step (the paper: 512)")
-    group_size: int = flag(8, "G, rollouts per prompt (the paper: 8)")
-    rl_lr: float = flag(5e-5, "RL learning rate (the paper: 1e-6)")
+    prompts_per_step: int = flag(16, "B, prompts per RL step (the paper: 512)", valid="[1, inf)")
+    group_size: int = flag(8, "G, rollouts per prompt (the paper: 8)", valid="[2, inf)")  # 1: no variance
+    rl_lr: float = flag(5e-5, "RL learning rate (the paper: 1e-6)", valid="(0, inf)")
     weight_decay: float = flag(0.01, "AdamW weight decay in RL (the paper: 0.01)")
-    temperature: float = flag(1.0, "sampling temperature, also used in the log-probs (the paper: 0.6)")
-    top_p: float = flag(1.0, "nucleus sampling (the paper: 1.0)")
-    max_new_tokens: int = flag(40, "completion budget; a cut-off completion scores 0 (the paper: 4096)")
+    temperature: float = flag(1.0, "of sampling, and of the log-probs (the paper: 0.6)", valid="(0, inf)")
+    top_p: float = flag(1.0, "nucleus sampling (the paper: 1.0)", valid="(0, 1]")
+    max_new_tokens: int = flag(40, "completion budget; cut off scores 0 (the paper: 4096)", valid="[1, inf)")
     clip_low: float = flag(0.2, "epsilon_low of the clipped surrogate (the paper: 0.2)")
     clip_high: float = flag(0.2, "epsilon_high of the clipped surrogate (the paper: 0.2)")
     kl_coef: float = flag(0.1, "beta_KL, weight of the k3 KL to the reference policy (the paper: 0.01)")
-    update_epochs: int = flag(1, "optimiser passes over each rollout batch (1 = on-policy)")
+    update_epochs: int = flag(1, "optimiser passes over each rollout batch (1 = on-policy)", valid="[1, inf)")
     scale_std: bool = flag(True, "divide advantages by the group's std; --no-scale-std is Dr. GRPO")
     seq_mean: bool = flag(False, "average the loss per sequence, then over sequences (default: token-mean)")
     eval_every: int = flag(20, "evaluate on the test split every this many RL steps; 0 = only at the end")
     # VAS
     vas: bool = flag(False, "Variance-Aware Sampling; off = uniform shuffle (the paper's baseline)")
-    mixture_ratio: float = flag(0.5, "lambda, share of each batch drawn by VPS (the paper: 0.5)")
-    num_scoring: int = flag(8, "N, rollouts per prompt when scoring the pool (the paper: 32)")
+    mixture_ratio: float = flag(0.5, "lambda, share of a batch drawn by VPS (the paper: 0.5)", valid="[0, 1]")
+    num_scoring: int = flag(8, "N, rollouts a prompt when scoring the pool (the paper: 32)", valid="[2, inf)")
     refresh_every: int = flag(30, "T_update, RL steps between full re-scorings (the paper: 35); 0 = never")
     alpha: float = flag(0.8, "alpha, weight of OVS in VPS (the paper: 0.8)")
     beta: float = flag(0.2, "beta, weight of TDS in VPS (the paper: 0.2)")
@@ -152,10 +137,10 @@ class Args:
 
 # The paper's hyper-parameters (Sec. 4.1) for the released checkpoints; explicit flags still win.
 PRESETS = {"Qwen2.5-VL-3B": "Qwen/Qwen2.5-VL-3B-Instruct", "Qwen2.5-VL-7B": "Qwen/Qwen2.5-VL-7B-Instruct"}
-PAPER_SETTINGS = dict(sft_lr=1e-5, rl_lr=1e-6, temperature=0.6, group_size=8, kl_coef=0.01,
-                      clip_low=0.2, clip_high=0.2, max_new_tokens=4096, num_scoring=32,
-                      refresh_every=35, dtype="bfloat16", grad_checkpointing=True, freeze_vision="all",
-                      micro_batch=4, min_pixels=7056, max_pixels=1048576,  # 4 x 6,144 tokens: 80 GB
+PAPER_SETTINGS = dict(sft_lr=1e-5, rl_lr=1e-6, temperature=0.6, group_size=8, kl_coef=0.01, clip_low=0.2,
+                      clip_high=0.2, max_new_tokens=4096, num_scoring=32, refresh_every=35, dtype="bfloat16",
+                      grad_checkpointing=True, freeze_vision="all", min_pixels=7056, max_pixels=1048576,
+                      micro_batch=4,  # 4 x 6,144 tokens: 80 GB
                       # KV cache: 36 layers x 2 (K, V) x 2 heads x 128 x 2 B = 36 KB a token for 3B (57 KB
                       # for 7B); 64 rollouts x (2048 + 4096) tokens = 14 GB (22 GB), beside 60 GB of fp32
                       # weights, gradients and moments
@@ -163,6 +148,7 @@ PAPER_SETTINGS = dict(sft_lr=1e-5, rl_lr=1e-6, temperature=0.6, group_size=8, kl
 
 
 def parse_args(argv: list[str] | None = None) -> Args:
+    """The flags of Args (a preset's defaults under them); a flag out of range is a one-line error."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     kinds = {"bool": dict(action=argparse.BooleanOptionalAction), "int": dict(type=int),
@@ -175,43 +161,28 @@ def parse_args(argv: list[str] | None = None) -> Args:
         parser.set_defaults(**PAPER_SETTINGS)
         args = parser.parse_args(argv)
         args.model = PRESETS[args.model]
-    _check_args(parser, args)
+    a, world = args, int(os.environ.get("WORLD_SIZE", 1))  # torchrun's processes each take a share of a batch
+    errors = [f"--{f.name.replace('_', '-')} {getattr(a, f.name)}: must be in {f.metadata['valid']}"
+              for f in dataclasses.fields(Args)
+              if f.type in ("int", "float") and not inside(getattr(a, f.name), f.metadata["valid"])]
+    errors += [message for ok, message in [
+        (not a.max_pixels or a.min_pixels <= a.max_pixels, "--min-pixels must be <= --max-pixels"),
+        (a.model in ("tiny", *PRESETS.values()) or "/" in a.model or os.path.isdir(a.model),
+         f"--model {a.model}: unknown; use tiny, {', '.join(PRESETS)}, a hub id (org/name) or a directory"),
+        (not a.fsdp or "WORLD_SIZE" in os.environ, "--fsdp needs torchrun: torchrun --nproc_per_node K ..."),
+        (a.prompts_per_step % world == 0 and a.sft_batch % world == 0,
+         f"--prompts-per-step and --sft-batch must be divisible by the {world} processes of torchrun"),
+    ] if not ok]
+    if errors:
+        parser.error(errors[0])
     return Args(**vars(args))
 
 
-def _check_args(parser: argparse.ArgumentParser, a: argparse.Namespace) -> None:
-    """Reject out-of-range flags with a message naming the flag and its valid range."""
-    world = int(os.environ.get("WORLD_SIZE", 1))  # torchrun's process count: each takes a share of a batch
-    checks = [
-        (0 <= a.mixture_ratio <= 1, "--mixture-ratio (lambda) must be in [0, 1]"),
-        (a.alpha >= 0 and a.beta >= 0, "--alpha and --beta must be >= 0"),
-        (a.group_size >= 2, "--group-size (G) must be >= 2: a group of one has no variance"),
-        (a.num_scoring >= 2, "--num-scoring (N) must be >= 2"),
-        (a.sft_lr > 0 and a.rl_lr > 0, "--sft-lr and --rl-lr must be > 0"),
-        (min(a.sft_steps, a.rl_steps, a.refresh_every, a.eval_every, a.micro_batch, a.rollout_batch,
-             a.save_every, a.min_pixels, a.max_pixels, a.filter_groups) >= 0,
-         "--sft-steps, --rl-steps, --refresh-every, --eval-every, --micro-batch, --rollout-batch, "
-         "--save-every, --min-pixels, --max-pixels and --filter-groups must be >= 0"),
-        (not a.max_pixels or a.min_pixels <= a.max_pixels, "--min-pixels must be <= --max-pixels"),
-        (min(a.sft_batch, a.prompts_per_step, a.max_new_tokens, a.update_epochs) >= 1,
-         "--sft-batch, --prompts-per-step, --max-new-tokens and --update-epochs must be >= 1"),
-        (a.temperature > 0 and 0 < a.top_p <= 1, "--temperature must be > 0 and --top-p in (0, 1]"),
-        (a.clip_low >= 0 and a.clip_high >= 0 and a.kl_coef >= 0,
-         "--clip-low, --clip-high and --kl-coef must be >= 0"),
-        (a.image_size >= 28, "--image-size must be >= 28 (one merged 2x2 patch of 14 px)"),
-        (0 <= a.teacher_error <= 1, "--teacher-error must be in [0, 1]"),
-        (min(a.num_sft, a.num_rl, a.num_test) >= 1, "--num-sft, --num-rl and --num-test must be >= 1"),
-        (a.model in ("tiny", *PRESETS.values()) or "/" in a.model or os.path.isdir(a.model),
-         f"--model {a.model}: unknown; use tiny, {', '.join(PRESETS)}, a hub id (org/name) or a local "
-         "directory"),
-        (not a.fsdp or "WORLD_SIZE" in os.environ,
-         "--fsdp needs torchrun: torchrun --nproc_per_node K mmr1.py --fsdp"),
-        (a.prompts_per_step % world == 0 and a.sft_batch % world == 0,
-         f"--prompts-per-step and --sft-batch must be divisible by the {world} processes of torchrun"),
-    ]
-    for ok, message in checks:
-        if not ok:
-            parser.error(message)
+def inside(value: float, interval: str) -> bool:
+    """Is value in the interval: "[0, 1]" holds 0 and 1, "(0, 1]" holds 1 but not 0, "[2, inf)" 2 and more."""
+    low, high = (float(x) for x in interval[1:-1].split(","))
+    above_low = low < value or interval[0] == "[" and value == low
+    return above_low and (value < high or interval[-1] == "]" and value == high)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -235,8 +206,7 @@ SHAPES = {"circle": 0, "triangle": 3, "square": 4, "pentagon": 5, "hexagon": 6} 
 FAMILIES = ("colour", "biggest", "shape", "count")
 
 
-def _draw(draw: ImageDraw.ImageDraw, shape: str, cx: float, cy: float, r: float, colour: str,
-          rotation: float) -> None:
+def _draw(draw, shape: str, cx: float, cy: float, r: float, colour: str, rotation: float) -> None:
     if shape == "circle":
         draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=COLOURS[colour])
     else:
@@ -268,9 +238,8 @@ def _toy_example(idx: int, rng: random.Random, size: int, prefix: str, teacher_e
         question, answer, wrong, difficulty = "What colour is the biggest shape?", big, small, 2
         think = f"The biggest shape is {big} , the small one is {small} ."
     elif family == "shape":
-        sides = SHAPES[shape]
         question, answer, difficulty = "What shape is shown?", shape, 2
-        think = f"It has {sides or 'no'} corners , so it is a {shape} ."
+        think = f"It has {SHAPES[shape] or 'no'} corners , so it is a {shape} ."
     else:  # count 1..5 small shapes of distinct colours that do not overlap; more shapes = harder
         n, centres, r = rng.randint(1, 5), [], size * 0.09
         colours = rng.sample(list(COLOURS), n)
@@ -290,8 +259,7 @@ def _toy_example(idx: int, rng: random.Random, size: int, prefix: str, teacher_e
     return Example(f"{prefix}{idx}", img, question, answer, rationale, family, difficulty)
 
 
-def make_geometry_dataset(n: int, seed: int, size: int = 112, prefix: str = "",
-                          teacher_error: float = 0.0) -> list[Example]:
+def make_geometry_dataset(n: int, seed: int, size: int = 112, prefix: str = "", teacher_error: float = 0.0):
     """n toy examples, identical for the same arguments: colour (easy), biggest, shape, count (hard).
 
     `teacher_error` is the chance that a "biggest shape" rationale, after naming both colours right,
@@ -325,19 +293,16 @@ def export_data(splits: dict[str, list[Example]], out_dir: str) -> None:
 
 def load_data(data_dir: str) -> dict[str, list[Example]]:
     """Read <split>.jsonl (split in sft, rl, test) in MMR1's schema; a broken row names file and line."""
-    if not os.path.isdir(data_dir):
-        raise SystemExit(f"--data {data_dir}: no such directory (write one with --export-data DIR)")
     splits = {}
     for name in ("sft", "rl", "test"):
         path = os.path.join(data_dir, f"{name}.jsonl")
-        if not os.path.exists(path):
-            raise SystemExit(f"--data: missing {path}; the directory needs sft.jsonl, rl.jsonl, test.jsonl")
         try:
             lines = open(path, encoding="utf-8").read().splitlines()
-        except (OSError, UnicodeDecodeError) as e:
-            raise SystemExit(f"--data: cannot read {path} ({e}); it must be UTF-8 JSON lines") from None
-        if not lines:
-            raise SystemExit(f"--data: {path} has no rows; every split needs at least one")
+            if not lines:
+                raise ValueError("no rows")
+        except (OSError, ValueError) as e:  # missing, not UTF-8 (a ValueError) or empty
+            raise SystemExit(f"--data: cannot read {path} ({e}); the directory needs sft.jsonl, rl.jsonl and "
+                             "test.jsonl, UTF-8 JSON lines, a row at least (see --export-data)") from None
         splits[name] = []
         for line_no, line in enumerate(lines, 1):
             try:
@@ -355,11 +320,10 @@ def load_data(data_dir: str) -> dict[str, list[Example]]:
             image, question = images, row["problem"].strip()
             if len(images) == 1:
                 image, question = images[0], question.replace("<image>", "").strip()
-            boxed = f"<think> </think><answer> \\boxed{{{row['answer']}}} </answer>"
-            rationale = row.get("rationale") or boxed
-            splits[name].append(Example(str(row.get("id", f"{name}-{line_no}")), image, question,
-                                        str(row["answer"]), rationale, row.get("family", "all"),
-                                        int(row.get("difficulty", 0))))
+            answer = str(row["answer"])
+            rationale = row.get("rationale") or f"<think> </think><answer> \\boxed{{{answer}}} </answer>"
+            splits[name].append(Example(str(row.get("id", f"{name}-{line_no}")), image, question, answer,
+                                        rationale, row.get("family", "all"), int(row.get("difficulty", 0))))
     return splits
 
 
@@ -372,8 +336,6 @@ SYSTEM_PROMPT = ("Analyse the image , reason step by step in <think> </think> , 
 CHAT_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
                "<|image_pad|>", "<|video_pad|>"]  # Qwen's special tokens; <|endoftext|> pads
 VISION_TOKENS = CHAT_TOKENS[3:]  # never sampled: a stray <|image_pad|> breaks the next forward
-HUB_HELP = ("could not load model {name!r}: {err}; download it first, e.g. `huggingface-cli download "
-            "{name} --local-dir DIR`, then pass --model DIR (or use --model tiny, which needs no download)")
 
 
 def build_tokenizer(texts: list[str]):
@@ -390,9 +352,7 @@ def build_tokenizer(texts: list[str]):
     tags = ["<think>", "</think>", "<answer>", "</answer>"]
     words = set()
     for text in texts + [SYSTEM_PROMPT, "system user assistant"]:
-        for tag in tags:
-            text = text.replace(tag, " ")
-        words.update(w for w, _ in pre.pre_tokenize_str(text))
+        words.update(w for w, _ in pre.pre_tokenize_str(re.sub("|".join(tags), " ", text)))
     vocab = {t: i for i, t in enumerate(CHAT_TOKENS + ["[UNK]"] + tags + sorted(words))}
     tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
     tok.pre_tokenizer = pre
@@ -409,23 +369,20 @@ def build_tiny_model(tokenizer, image_size: int):
     """A randomly initialised Qwen2.5-VL, ~3M parameters: the 3B/7B architecture, scaled down."""
     from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in CHAT_TOKENS}
-    hidden, heads = TINY["hidden"], TINY["heads"]
+    hidden, depth, vision_hidden = TINY["hidden"], TINY["vision_depth"], TINY["vision_hidden"]
+    text = dict(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=4 * hidden,
+                num_hidden_layers=TINY["layers"], num_attention_heads=TINY["heads"], num_key_value_heads=2,
+                max_position_embeddings=1024, tie_word_embeddings=True, bos_token_id=None,
+                eos_token_id=ids["<|im_end|>"], pad_token_id=ids["<|endoftext|>"],
+                # M-RoPE: head_dim/2 = 16 rotary frequencies split over (time, height, width)
+                rope_parameters=dict(rope_type="default", rope_theta=10000.0, mrope_section=[4, 6, 6]))
+    vision = dict(depth=depth, hidden_size=vision_hidden, intermediate_size=2 * vision_hidden, num_heads=4,
+                  out_hidden_size=hidden, patch_size=14, spatial_merge_size=2, temporal_patch_size=2,
+                  window_size=image_size, fullatt_block_indexes=[depth - 1])
     config = Qwen2_5_VLConfig(
-        text_config=dict(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=4 * hidden,
-                         num_hidden_layers=TINY["layers"], num_attention_heads=heads, num_key_value_heads=2,
-                         max_position_embeddings=1024, tie_word_embeddings=True,
-                         # M-RoPE: head_dim/2 = 16 rotary frequencies split over (time, height, width)
-                         rope_parameters=dict(rope_type="default", rope_theta=10000.0,
-                                              mrope_section=[4, 6, 6]),
-                         bos_token_id=None, eos_token_id=ids["<|im_end|>"],
-                         pad_token_id=ids["<|endoftext|>"]),
-        vision_config=dict(depth=TINY["vision_depth"], hidden_size=TINY["vision_hidden"],
-                           intermediate_size=2 * TINY["vision_hidden"], num_heads=4, out_hidden_size=hidden,
-                           patch_size=14, spatial_merge_size=2, temporal_patch_size=2,
-                           window_size=image_size, fullatt_block_indexes=[TINY["vision_depth"] - 1]),
-        image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
-        vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
-        tie_word_embeddings=True)
+        text_config=text, vision_config=vision, tie_word_embeddings=True, image_token_id=ids["<|image_pad|>"],
+        video_token_id=ids["<|video_pad|>"], vision_start_token_id=ids["<|vision_start|>"],
+        vision_end_token_id=ids["<|vision_end|>"])
     return Qwen2_5_VLForConditionalGeneration(config)
 
 
@@ -465,9 +422,8 @@ def load_policy(args: Args, texts: list[str]) -> Policy:
     from transformers import AutoTokenizer, Qwen2_5_VLForConditionalGeneration, Qwen2VLImageProcessorPil
     name = args.init_from or args.model
     if name == "tiny":
-        tokenizer = build_tokenizer(texts)
+        tokenizer, processor = build_tokenizer(texts), build_image_processor(args.image_size)
         model = build_tiny_model(tokenizer, args.image_size)
-        processor = build_image_processor(args.image_size)
     else:
         try:
             # fp32 master weights whatever --dtype says: bf16 weights updated in place lose small updates
@@ -475,7 +431,9 @@ def load_policy(args: Args, texts: list[str]) -> Policy:
             tokenizer = AutoTokenizer.from_pretrained(name)
             processor = Qwen2VLImageProcessorPil.from_pretrained(name)
         except (OSError, ValueError) as e:
-            raise SystemExit(HUB_HELP.format(name=name, err=str(e).splitlines()[0])) from None
+            raise SystemExit(f"could not load model {name!r}: {str(e).splitlines()[0]}; download it first, "
+                             f"e.g. `huggingface-cli download {name} --local-dir DIR`, then pass --model DIR "
+                             "(or use --model tiny, which needs no download)") from None
     if args.min_pixels or args.max_pixels:  # the paper's bounds: a huge image must not become 16,000 tokens
         processor.size = {"shortest_edge": args.min_pixels or processor.size["shortest_edge"],  # in pixels
                           "longest_edge": args.max_pixels or processor.size["longest_edge"]}
@@ -496,8 +454,7 @@ class Prompt:
     grid_thw: torch.Tensor  # (1, 3): grid_t, grid_h, grid_w in 14-px patches
 
 
-def encode_prompt(tokenizer, image_processor, image: Image.Image | list[Image.Image],
-                  question: str) -> Prompt:
+def encode_prompt(tokenizer, image_processor, image: Image.Image | list, question: str) -> Prompt:
     """One prompt for SFT, rollouts and evaluation alike (Qwen2.5-VL's chat format, by hand). Each image
     becomes <|vision_start|>, one <|image_pad|> per merged 2x2 patch block, <|vision_end|>, placed at its
     <image> in the question (before the question if it has none)."""
@@ -521,17 +478,14 @@ def prompt_batch(policy: Policy, prompts: list[Prompt], device) -> dict[str, tor
     continues from the largest position so far. `next_position` (B,) is where each completion starts.
     """
     width = max(len(p.ids) for p in prompts)
-    ids = torch.full((len(prompts), width), policy.pad, dtype=torch.long)
-    attn = torch.zeros_like(ids)
-    for b, p in enumerate(prompts):
-        ids[b, width - len(p.ids):] = torch.tensor(p.ids)
-        attn[b, width - len(p.ids):] = 1
+    ids = torch.tensor([[policy.pad] * (width - len(p.ids)) + p.ids for p in prompts])  # (B, L) left-padded
+    attn = (ids != policy.pad).long()  # (B, L) no prompt holds the pad token
     grid = torch.cat([p.grid_thw for p in prompts])  # (images, 3)
     is_image = (ids == policy.model.config.image_token_id).int()  # (B, L)
     positions, _ = policy.model.model.get_rope_index(ids, is_image, grid, attention_mask=attn)  # (3, B, L)
+    pixels = torch.cat([p.pixel_values for p in prompts])
     batch = dict(input_ids=ids, attention_mask=attn, position_ids=positions, image_grid_thw=grid,
-                 pixel_values=torch.cat([p.pixel_values for p in prompts]),
-                 next_position=positions.amax((0, 2)) + 1)
+                 pixel_values=pixels, next_position=positions.amax((0, 2)) + 1)
     return {k: v.to(device) for k, v in batch.items()}
 
 
@@ -694,8 +648,7 @@ def sample(policy: Policy, batch: dict, group: int, args: Args, greedy: bool = F
 
 
 @torch.no_grad()
-def rollout(policy: Policy, examples: list[Example], args: Args, group: int,
-            greedy: bool = False) -> Rollouts:
+def rollout(policy: Policy, examples: list[Example], args: Args, group: int, greedy=False) -> Rollouts:
     """`group` rewarded completions per example, consecutive: rows p*group .. p*group+group-1 belong to
     example p. Sampled --rollout-batch sequences at a time (whole groups), padded to one width."""
     model, device = policy.model, next(policy.model.parameters()).device
@@ -706,10 +659,8 @@ def rollout(policy: Policy, examples: list[Example], args: Args, group: int,
         parts = [sample(policy, prompt_batch(policy, prompts[a:b], device), group, args, greedy)
                  for a, b in micro_batches(len(prompts), group, args.rollout_batch)]  # KV cache memory
     model.train(was_training)
-    width = max(part[0].shape[1] for part in parts)
-    pad = torch.nn.functional.pad  # each call's columns padded to the widest: ids, mask, log-probs
-    completions, mask, logp = (torch.cat([pad(p[i], (0, width - p[i].shape[1]), value=v) for p in parts])
-                               for i, v in ((0, policy.pad), (1, 0), (2, 0)))
+    # each call's columns padded to the widest: ids, mask, log-probs
+    completions, mask, logp = (cat_padded(list(col), v) for col, v in zip(zip(*parts), (policy.pad, 0, 0)))
     ids = [row[:int(m.sum())] for row, m in zip(completions.tolist(), mask)]
     texts = policy.tokenizer.batch_decode(ids, skip_special_tokens=True)
     answers = [ex.answer for ex in examples for _ in range(group)]
@@ -735,8 +686,7 @@ def completion_logprobs(logits: torch.Tensor, completions: torch.Tensor,
 LOGIT_CHUNK = 16  # completion columns scored at a time: (8, 16, 151,936) float32 logits are 78 MB
 
 
-def chosen_logprobs(hidden: torch.Tensor, head: torch.Tensor, ids: torch.Tensor, args: Args,
-                    policy: Policy) -> torch.Tensor:
+def chosen_logprobs(hidden: torch.Tensor, head: torch.Tensor, ids: torch.Tensor, args: Args, policy: Policy):
     """log pi of the tokens ids (N, c) read off the hidden states (N, c + 1, H) of the positions before them
     by the lm_head weight (V, H): `completion_logprobs` over a few columns, so (N, c, V) stays small. Vision
     tokens get -inf, as in sampling (`log_policy`): training scores the distribution sampling draws from."""
@@ -784,8 +734,7 @@ def token_logprobs(net, policy: Policy, prompts: list[Prompt], completions: torc
 # GRPO: group advantage, k3 KL, clipped surrogate, token-mean
 
 
-def group_advantages(rewards: torch.Tensor, group_size: int, eps: float = 1e-6,
-                     scale_std: bool = True) -> torch.Tensor:
+def group_advantages(rewards: torch.Tensor, group_size: int, eps=1e-6, scale_std=True) -> torch.Tensor:
     """A_i = (r_i - mean(r)) / (std(r) + eps) within each group of G consecutive rollouts.
 
     The std is the unbiased one (divides by G - 1). rewards [1, 1, 0, 0] -> [0.87, 0.87, -0.87, -0.87];
@@ -896,7 +845,7 @@ def sft(policy: Policy, examples: list[Example], args: Args, metrics_file, state
         model.train()
         for a, b in micro_batches(len(rows), 1, args.micro_batch):
             logp = token_logprobs(model, policy, prompts[a:b], ids[a:b], mask[a:b], sft_args)  # (b - a, C)
-            loss = -(logp * mask[a:b]).sum() / mask[a:b].sum().clamp(min=1)  # this part's token-mean
+            loss = -masked_mean(logp, mask[a:b])  # this part's token-mean
             loss_sum += loss.item() * backward(loss, mask[a:b].sum(), total)
         loss, _, grad_norm, _ = step_optimiser(model, opt, args, loss_sum)
         sched.step()
@@ -940,9 +889,8 @@ def grpo_update(policy: Policy, opt, ro: Rollouts, adv: torch.Tensor, ref_logp: 
     return step_optimiser(model, opt, args, sums.pop("loss"), sums)
 
 
-def grpo_step(policy: Policy, opt, ro: Rollouts, ref_logp: torch.Tensor | None,
-              args: Args) -> tuple[float, dict, float, int]:
-    """One GRPO step on a batch of rewarded rollouts (Algorithm 1, lines 7-8): the group advantages of the
+def grpo_step(policy: Policy, opt, ro: Rollouts, ref_logp: torch.Tensor | None, args: Args) -> tuple:
+    """One GRPO step on a batch of rewarded rollouts (Algorithm 1, lines 18-20): the group advantages of the
     rewards (format + accuracy), then --update-epochs `grpo_update` passes over the same batch, the first
     on-policy. Returns the last pass's loss, stats and gradient norm, and how many passes were skipped."""
     adv = group_advantages(ro.rewards, args.group_size, scale_std=args.scale_std).to(ro.mask.device)  # (B*G,)
@@ -965,11 +913,10 @@ def reference_logprobs(ref, policy: Policy, ro: Rollouts, args: Args) -> torch.T
                       for a, b in micro_batches(len(ro.prompts), G, args.micro_batch)])
 
 
-def rl(policy: Policy, pool: list[Example], test: list[Example], args: Args, metrics_file,
-       state: dict | None = None) -> None:
-    """GRPO with prompts drawn by VAS (--vas) or by a uniform shuffle: the paper's Algorithm 1. Each step:
-    every T_update steps score the pool (VPS), draw B prompts (lambda*B by VPS, the rest uniform), roll out G
-    completions of each and reward them, group advantages, the GRPO update, online re-scoring."""
+def rl(policy: Policy, pool: list[Example], test: list[Example], args: Args, metrics_file, state=None):
+    """GRPO with prompts drawn by VAS (--vas) or by a uniform shuffle: the paper's Algorithm 1, whose line
+    numbers the comments give. Each step: every T_update steps score the pool (VPS), draw B prompts (lambda*B
+    by VPS, the rest uniform), roll out G completions of each and reward them, the GRPO loss and update."""
     model, G = policy.model, args.group_size
     ref = frozen_copy(model, args) if args.kl_coef > 0 else None  # pi_ref: the policy as RL begins
     if args.freeze_vision != "none":  # RL's noisy updates would wear away the perception SFT taught
@@ -979,64 +926,63 @@ def rl(policy: Policy, pool: list[Example], test: list[Example], args: Args, met
     mixture = args.mixture_ratio if args.vas else 0.0  # lambda = 0: every prompt from the epoch shuffle
     sampler = vas.VarianceAwareSampler(len(pool), args.prompts_per_step, mixture, seed=args.seed,
                                        alpha=args.alpha, beta=args.beta, diversity=args.diversity)
-    run = dict(step=0, skipped=0, refresh_s=0.0, rollouts=0, dropped=0, wall_s=0.0)  # counters, checkpointed
-    run = restore(state, model, opt, run, sampler=sampler)
-    for step in (bar := progress(range(run["step"], args.rl_steps), "rl")):
-        refresh_s = None
-        if args.vas and (step == 0 or args.refresh_every and step % args.refresh_every == 0):
-            refresh_s = score_pool(policy, pool, sampler, args)  # VAS: N rollouts a prompt -> VPS
-            run["rollouts"] += len(pool) * args.num_scoring  # VAS's cost, counted with the training rollouts
+    counters = dict(step=0, skipped=0, refresh_s=0.0, rollouts=0, dropped=0, wall_s=0.0)  # checkpointed
+    run = restore(state, model, opt, counters, sampler=sampler)
+    for step in (bar := progress(range(run["step"], args.rl_steps), "rl")):  # line 6
         clock = [time.time()]
-        ro, drawn, outcomes, kept = draw_groups(policy, pool, sampler, args)  # B prompts, G rollouts each
+        refresh = args.vas and (step == 0 or args.refresh_every and step % args.refresh_every == 0)
+        if refresh:  # lines 2-5 (step 0), 7-11: VAS: N rollouts of every prompt -> P, OVS, TDS, VPS
+            score_pool(policy, pool, sampler, args)
         clock.append(time.time())
-        ref_logp = reference_logprobs(ref, policy, ro, args)  # (B*G, C)
+        ro, drawn, outcomes, kept = draw_groups(policy, pool, sampler, args)  # lines 12-17: B prompts, G each
         clock.append(time.time())
-        loss, stats, grad_norm, skipped = grpo_step(policy, opt, ro, ref_logp, args)  # GRPO: A, update(s)
-        run["skipped"] += skipped
+        ref_logp = reference_logprobs(ref, policy, ro, args)  # (B*G, C) for the KL term of the loss
+        clock.append(time.time())
+        update = grpo_step(policy, opt, ro, ref_logp, args)  # lines 18-20: GRPO advantages, loss, update
         correct = torch.cat([o[1] for o in outcomes])  # every drawn group's, every rank's
         if args.vas and args.vas_online:  # VAS (beyond the paper): free re-scoring from training rollouts
             sampler.update(drawn, correct.view(-1, G).numpy(), [r for o in outcomes for r in o[3]])
-        metrics = rl_metrics(step, run, ro, outcomes, kept, refresh_s, clock, args)
-        metrics.update({"train/loss": loss, "train/grad_norm": grad_norm,
-                        "train/skipped_steps": run["skipped"], **{f"train/{k}": v for k, v in stats.items()},
-                        "vas/vps_mean": float(sampler.scores.mean())})
+        metrics = rl_metrics(step, run, ro, outcomes, kept, refresh, clock, update, sampler, args)
         if args.eval_every and (step + 1) % args.eval_every == 0 or step + 1 == args.rl_steps:
             metrics.update(evaluate(policy, test, args))
         log(metrics_file, metrics)
-        bar.set_postfix(acc=f"{metrics['reward/accuracy']:.2f}",
-                        zero_std=f"{metrics['reward/zero_std_frac']:.2f}")
+        bar.set_postfix(accuracy=f"{metrics['reward/accuracy']:.2f}")
         end_of_step(args, model, opt, metrics_file, dict(run, step=step + 1, stage="rl"),
                     step + 1 == args.rl_steps, sampler=sampler)
 
 
-def rl_metrics(step: int, run: dict, ro: Rollouts, outcomes: list, kept: int, refresh_s: float | None,
-               clock: list[float], args: Args) -> dict:
-    """The bookkeeping of one RL step: `run`'s counters of rollouts (training, VAS scoring, dropped) and
-    seconds, and the step's metrics of rewards, compute and time (every key is explained in the README)."""
-    G, (t0, t_sample, t_ref), now = args.group_size, clock, time.time()
+def rl_metrics(step: int, run: dict, ro: Rollouts, outcomes: list, kept: int, refresh: bool, clock: list,
+               update: tuple, sampler: vas.VarianceAwareSampler, args: Args) -> dict:
+    """The bookkeeping of one RL step: `run`'s counters (rollouts of training, VAS scoring and dropped groups,
+    seconds, skipped updates) and the step's metrics (every key is explained in the README)."""
+    G, (t0, t_draw, t_sample, t_ref), now = args.group_size, clock, time.time()
+    (loss, stats, grad_norm, skipped), refresh_s = update, t_draw - t0 if refresh else 0.0
     rewards, correct, formats = (torch.cat(x) for x in list(zip(*outcomes))[:3])  # every drawn group's
     n_tokens = int(all_sum(ro.mask.sum()).item())
-    run["rollouts"] += len(rewards)
+    run["rollouts"] += len(rewards) + refresh * sampler.num_prompts * args.num_scoring  # VAS's cost counted
     run["dropped"] += len(rewards) - kept * G
-    run["refresh_s"] += refresh_s or 0.0
-    run["wall_s"] += now - t0 + (refresh_s or 0.0)
-    return {"stage": "rl", "step": step, **({"vas/refresh_s": refresh_s} if refresh_s is not None else {}),
+    run["skipped"] += skipped
+    run["refresh_s"] += refresh_s
+    run["wall_s"] += now - t0
+    return {"stage": "rl", "step": step, **({"vas/refresh_s": refresh_s} if refresh else {}),
             "reward/mean": rewards.mean().item(), "reward/accuracy": correct.mean().item(),
             "reward/format": formats.mean().item(),
             "reward/zero_std_frac": (rewards.view(-1, G).std(1) == 0).float().mean().item(),
-            "reward/completion_len": n_tokens / max(1, kept * G), "vas/refresh_s_total": run["refresh_s"],
-            "rollouts/total": run["rollouts"], "rollouts/dropped": run["dropped"],
-            "perf/wall_s": run["wall_s"],
-            "perf/step_s": now - t0, "perf/sample_s": t_sample - t0, "perf/ref_s": t_ref - t_sample,
-            "perf/update_s": now - t_ref, "perf/rollout_tokens_per_s": n_tokens / (t_sample - t0)}
+            "reward/completion_len": n_tokens / max(1, kept * G), "train/loss": loss,
+            "train/grad_norm": grad_norm, "train/skipped_steps": run["skipped"],
+            **{f"train/{k}": v for k, v in stats.items()}, "vas/vps_mean": float(sampler.scores.mean()),
+            "vas/refresh_s_total": run["refresh_s"], "rollouts/total": run["rollouts"],
+            "rollouts/dropped": run["dropped"], "perf/wall_s": run["wall_s"],
+            "perf/step_s": now - t_draw, "perf/sample_s": t_sample - t_draw, "perf/ref_s": t_ref - t_sample,
+            "perf/update_s": now - t_ref, "perf/rollout_tokens_per_s": n_tokens / (t_sample - t_draw)}
 
 
 def draw_groups(policy: Policy, pool: list[Example], sampler: vas.VarianceAwareSampler, args: Args):
-    """B prompts and G rollouts each (Algorithm 1): this rank's Rollouts, every prompt id drawn, every
-    rank's outcomes and the number of groups kept. With --filter-groups K, DAPO's dynamic sampling (Yu et al.,
-    2025, Sec. 3.2): a group whose G rewards all agree has advantage 0 and teaches nothing, so it is dropped
-    and another batch drawn, up to K batches, until B groups remain. The first groups to differ, in the order
-    drawn, are kept: the same on every rank, and what one process would keep."""
+    """B prompts and G rollouts each (Algorithm 1, lines 12-17): this rank's Rollouts, every prompt id drawn,
+    every rank's outcomes and the number of groups kept. With --filter-groups K, DAPO's dynamic sampling (Yu
+    et al., 2025, Sec. 3.2): a group whose G rewards all agree has advantage 0 and teaches nothing, so it is
+    dropped and another batch drawn, up to K batches, until B groups remain. The first groups to differ, in
+    the order drawn, are kept: the same on every rank, and what one process would keep."""
     G, B = args.group_size, args.prompts_per_step
     parts, drawn, outcomes, kept = [], [], [], 0
     for _ in range(max(1, args.filter_groups)):
@@ -1060,34 +1006,46 @@ def select(parts: list[tuple[Rollouts, list[int]]], group: int, groups: int, pad
     with copies of the last group whose mask is 0: they weigh nothing in the loss."""
     n_pad = groups - sum(len(k) for _, k in parts)
     parts = parts + [(parts[-1][0], [len(parts[-1][0].prompts) - 1] * n_pad)]
-    width, fields = max(ro.mask.shape[1] for ro, _ in parts), {}
+    fields = {}
     for f in dataclasses.fields(Rollouts):
-        values = []
-        for ro, keep in parts:
+        picked = []
+        for ro, keep in parts:  # the prompts are one a group, every other field one a row
             v = getattr(ro, f.name)
             rows = keep if f.name == "prompts" else [g * group + i for g in keep for i in range(group)]
-            if isinstance(v, torch.Tensor) and v.dim() == 2:  # (rows, C), padded to the widest
-                fill = pad if f.name == "completion_ids" else 0
-                v = torch.nn.functional.pad(v, (0, width - v.shape[1]), value=fill)
-            values.append([v[r] for r in rows] if isinstance(v, list) else v[rows])
-        fields[f.name] = sum(values, []) if isinstance(values[0], list) else torch.cat(values)
+            picked.append([v[r] for r in rows] if isinstance(v, list) else v[rows])
+        fill = pad if f.name == "completion_ids" else 0
+        fields[f.name] = sum(picked, []) if isinstance(picked[0], list) else cat_padded(picked, fill)
     fields["mask"][len(fields["mask"]) - n_pad * group:] = 0
     return Rollouts(**fields)
 
 
+def cat_padded(tensors: list[torch.Tensor], value: float) -> torch.Tensor:
+    """Tensors (n_i, C_i) joined along the rows, each padded on the right with `value` to the widest C."""
+    if tensors[0].dim() == 1:  # (n_i,): nothing to pad
+        return torch.cat(tensors)
+    width = max(t.shape[1] for t in tensors)
+    return torch.cat([torch.nn.functional.pad(t, (0, width - t.shape[1]), value=value) for t in tensors])
+
+
 @torch.no_grad()
-def score_pool(policy: Policy, pool: list[Example], sampler: vas.VarianceAwareSampler, args: Args) -> float:
-    """VAS: N rollouts per prompt of the pool -> pass rate, diversity -> VPS (Algorithm 1, line 3).
-    Returns the seconds it took."""
-    t0, correct, responses, mine = time.time(), [], [], shard(pool)  # each rank scores its share
-    chunk = max(1, 256 // args.num_scoring)
-    for s in progress(range(0, len(mine), chunk), "vas scoring", leave=False):
-        ro = rollout(policy, mine[s:s + chunk], args, group=args.num_scoring)
-        correct += ro.correct.view(-1, args.num_scoring).tolist()
-        responses += _responses(ro.completions, policy, args.num_scoring)
-    correct, responses = gather_all((correct, responses), len(pool))
+def rollout_all(policy: Policy, examples: list[Example], args: Args, group: int, greedy: bool = False,
+                chunk: int = 64, desc: str = "") -> tuple[list, list, list]:
+    """`group` rollouts of every example, `chunk` examples a call, each rank its share, gathered in order: per
+    example its outcomes (0/1), format scores and responses (token ids, end-of-turn and padding dropped)."""
+    correct, formats, responses, mine = [], [], [], shard(examples)
+    for s in progress(range(0, len(mine), chunk), desc, leave=False):
+        ro = rollout(policy, mine[s:s + chunk], args, group, greedy)
+        correct += ro.correct.view(-1, group).tolist()
+        formats += ro.formats.view(-1, group).tolist()
+        responses += _responses(ro.completions, policy, group)
+    return gather_all((correct, formats, responses), len(examples))
+
+
+def score_pool(policy: Policy, pool: list[Example], sampler: vas.VarianceAwareSampler, args: Args) -> None:
+    """VAS: N rollouts per prompt of the pool -> pass rate, diversity -> VPS (Algorithm 1, lines 3-4, 9)."""
+    chunk = max(1, 256 // args.num_scoring)  # prompts a sampling call: 256 rollouts
+    correct, _, responses = rollout_all(policy, pool, args, args.num_scoring, chunk=chunk, desc="vas scoring")
     sampler.score_pool(np.array(correct), responses, group=args.group_size)  # TDS on G at a time, as online
-    return time.time() - t0
 
 
 def _responses(completions: list[list[int]], policy: Policy, group: int) -> list[list[list[int]]]:
@@ -1096,19 +1054,12 @@ def _responses(completions: list[list[int]], policy: Policy, group: int) -> list
     return [clean[i:i + group] for i in range(0, len(clean), group)]
 
 
-@torch.no_grad()
 def evaluate(policy: Policy, examples: list[Example], args: Args, desc: str = "eval") -> dict[str, float]:
     """Greedy decoding on the held-out split: accuracy overall and per family, format rate."""
-    correct, formats, mine = [], [], shard(examples)  # each rank decodes its share
-    for s in progress(range(0, len(mine), 64), desc, leave=False):
-        ro = rollout(policy, mine[s:s + 64], args, group=1, greedy=True)
-        correct += ro.correct.tolist()
-        formats += ro.formats.tolist()
-    correct, formats = gather_all((correct, formats), len(examples))
+    correct, formats, _ = rollout_all(policy, examples, args, 1, greedy=True, desc=desc)  # (n, 1) each
     result = {"eval/accuracy": float(np.mean(correct)), "eval/format": float(np.mean(formats))}
-    for fam in sorted({e.family for e in examples}):
-        result[f"eval/accuracy_{fam}"] = float(np.mean([c for c, e in zip(correct, examples)
-                                                        if e.family == fam]))
+    for f in sorted({e.family for e in examples}):
+        result[f"eval/accuracy_{f}"] = float(np.mean([c for c, e in zip(correct, examples) if e.family == f]))
     return result
 
 
@@ -1134,11 +1085,9 @@ def main(argv: list[str] | None = None) -> dict:
     splits = load_data(args.data) if args.data else toy_splits(args)
     if args.export_data:
         export_data(splits, args.export_data)
-        print(f"wrote {sum(map(len, splits.values()))} examples to {args.export_data}")
-        return {}
+        return print(f"wrote {sum(map(len, splits.values()))} examples to {args.export_data}") or {}
     device = setup_device(args)
-    args.out = run_dir(args)
-    ckpt = open_run_dir(args)  # the checkpoint to continue from (--resume), or None
+    ckpt = open_run_dir(args)  # sets args.out; the checkpoint to continue from (--resume), or None
     stage, sft_dir = ckpt["stage"] if ckpt else "", os.path.join(args.out, "sft")
     sft_done = bool(args.resume) and os.path.isdir(sft_dir)  # then RL starts from the run's SFT checkpoint
     set_seed(args.seed)
@@ -1154,8 +1103,7 @@ def main(argv: list[str] | None = None) -> dict:
             policy.save(sft_dir)
         elif stage == "sft":  # SFT had ended: RL begins from the random state it had then
             set_rng_state(ckpt["rng"][rank()])
-        summary["time/sft_s"] = time.time() - t0
-        t0 = time.time()
+        summary["time/sft_s"], t0 = time.time() - t0, time.time()
         if stage != "rl":  # else the evaluation after SFT is in metrics.jsonl already
             after_sft = evaluate(policy, splits["test"], args, "eval after sft")
             log(metrics_file, {"stage": "sft_done", **after_sft})
@@ -1167,30 +1115,23 @@ def main(argv: list[str] | None = None) -> dict:
         summary.update({k.replace("accuracy", f"accuracy_{name}"): v
                         for k, v in last_eval(args.out, stage).items() if k.startswith("eval/accuracy")})
     policy.save(os.path.join(args.out, "final"))
-    summary.update({"time/total_s": time.time() - t_start, "memory/peak_rss_mb": peak_rss_mb()})
+    summary.update({"time/total_s": time.time() - t_start,  # ru_maxrss: kB on Linux
+                    "memory/peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
     if rank() == 0:
         json.dump(summary, open(os.path.join(args.out, "summary.json"), "w"), indent=1)
         plot_curves(args.out)
-        print_summary(summary, args.out)
+        print(f"\n{'metric':<40} value", *(f"{k:<40} {v:.3f}" if isinstance(v, float) else f"{k:<40} {v}"
+                                           for k, v in summary.items()), sep="\n")
+        print(f"\nwrote {args.out}/: metrics.jsonl, summary.json, curves.png, final/ (for --init-from)")
     if dist.is_initialized():
         dist.barrier()  # rank 0 may still be writing: no rank tears the group down under another
         dist.destroy_process_group()
     return summary
 
 
-def print_summary(summary: dict, out: str) -> None:
-    print(f"\n{'metric':<40} value")
-    for k, v in summary.items():
-        print(f"{k:<40} {v:.3f}" if isinstance(v, float) else f"{k:<40} {v}")
-    print(f"\nwrote {out}/metrics.jsonl, summary.json, curves.png, final/ "
-          f"(load with --init-from {out}/final)")
-
-
 def plot_curves(out: str) -> str:
     """curves.png beside a run's metrics.jsonl: what to watch in a run, against the step. Returns its path."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: no window, no backend to choose, nothing to close
     rows = [json.loads(line) for line in open(os.path.join(out, "metrics.jsonl"))]
     evals = [dict(r, step=r.get("step", -1)) for r in rows if "eval/accuracy" in r]  # after SFT = RL step 0
     families = [k for k in (evals or [{}])[0] if k.startswith("eval/accuracy")]
@@ -1199,8 +1140,8 @@ def plot_curves(out: str) -> str:
               "reward (format + accuracy)": ("rl", ["reward/mean", "reward/accuracy", "reward/format"]),
               **{key: ("rl", [key]) for key in ("reward/zero_std_frac", "train/kl", "train/grad_norm",
                                                 "train/clip_frac", "reward/completion_len")}}
-    fig, axes = plt.subplots(2, 4, figsize=(18, 7))
-    for ax, (title, (stage, keys)) in zip(axes.flat, panels.items()):
+    fig = Figure(figsize=(18, 7))
+    for ax, (title, (stage, keys)) in zip(fig.subplots(2, 4).flat, panels.items()):
         got = evals if stage == "eval" else [r for r in rows if r["stage"] == stage]
         for key in keys:
             ax.plot([r["step"] + (stage == "eval") for r in got], [r[key] for r in got],
@@ -1211,7 +1152,6 @@ def plot_curves(out: str) -> str:
             ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(os.path.join(out, "curves.png"), dpi=90)
-    plt.close(fig)
     return os.path.join(out, "curves.png")
 
 
@@ -1254,8 +1194,7 @@ def all_sum(x: torch.Tensor) -> torch.Tensor:
     return x
 
 
-def step_optimiser(model, opt, args: Args, loss: float,
-                   stats: dict | None = None) -> tuple[float, dict, float, bool]:
+def step_optimiser(model, opt, args: Args, loss: float, stats: dict | None = None) -> tuple:
     """Average the gradients over the ranks, clip their norm to 1 and step, unless the loss or the gradient
     is not finite. Returns loss and stats summed over ranks, the norm before clipping, whether it stepped."""
     if world() > 1 and not args.fsdp:  # replicated weights: all-reduce, as DDP would (FSDP2 reduces itself)
@@ -1366,8 +1305,8 @@ def stop_on_signal():
         STOP.append(signum)
         print(f"\nsignal {signum}: stopping after this step, once a checkpoint is written", file=sys.stderr)
     STOP.clear()
-    main_thread = threading.current_thread() is threading.main_thread()  # only it may set signal handlers
-    previous = {sig: signal.signal(sig, request) for sig in (signal.SIGINT, signal.SIGTERM) if main_thread}
+    main = threading.current_thread() is threading.main_thread()  # only the main thread may set handlers
+    previous = {sig: signal.signal(sig, request) for sig in (signal.SIGINT, signal.SIGTERM) if main}
     try:
         yield
     finally:
@@ -1431,24 +1370,23 @@ MAY_DIFFER_ON_RESUME = ("out", "resume", "rl_steps", "eval_every", "save_every",
 
 
 def open_run_dir(args: Args) -> dict | None:
-    """The checkpoint to resume from, if any. Before anything is written, refuses to start a run where one
-    is already, or to resume a run with flags other than its own or with another number of processes."""
+    """Names the run directory (args.out) and returns the checkpoint to resume from, if any. Before anything
+    is written, refuses to start a run where one is already, or to resume one with flags other than its own or
+    with another number of processes."""
+    args.out = run_dir(args)
     path, ckpt = os.path.join(args.out, "args.json"), os.path.join(args.out, "checkpoint.pt")
     if not os.path.exists(path):
         if args.resume:
-            raise SystemExit(f"--resume {args.out}: no args.json there, so no run to continue; "
-                             "pass a run's directory")
+            raise SystemExit(f"--resume {args.out}: no args.json there, so no run to continue")
         return None
     saved, now = json.load(open(path)), dataclasses.asdict(args)
     diff = ", ".join(f"--{k.replace('_', '-')} {saved.get(k)!r} there, {now[k]!r} now" for k in now
                      if k not in MAY_DIFFER_ON_RESUME and saved.get(k) != now[k])
-    if diff and args.resume:
-        raise SystemExit(f"--resume {args.out}: that run had other flags ({diff}); "
-                         "resume it with its own flags")
     if not args.resume:
-        held = f"a different run ({diff})" if diff else "a run"
-        raise SystemExit(f"--out {args.out} holds {held}; continue it with --resume {args.out}, "
-                         "or choose another --out")
+        raise SystemExit(f"--out {args.out} holds {f'a different run ({diff})' if diff else 'a run'}; "
+                         f"continue it with --resume {args.out}, or choose another --out")
+    if diff:
+        raise SystemExit(f"--resume {args.out}: that run had other flags ({diff}); resume with its own")
     state = torch.load(ckpt, weights_only=True, mmap=True) if os.path.exists(ckpt) else None
     if state and len(state["rng"]) != world():
         n = len(state["rng"])
@@ -1484,11 +1422,6 @@ def last_eval(out: str, stage: str) -> dict:
 
 def progress(items, desc: str, **kwargs):
     return tqdm(items, desc=desc, dynamic_ncols=True, disable=rank() > 0, **kwargs)  # rank 0 shows progress
-
-
-def peak_rss_mb() -> float:
-    import resource
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
 
 
 if __name__ == "__main__":
