@@ -51,7 +51,6 @@ from __future__ import annotations
 import argparse, contextlib, copy, dataclasses, json, math, os, random, re, resource, shutil, signal, sys
 import threading, time
 from collections import Counter, defaultdict
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -72,7 +71,7 @@ def flag(default, help_text: str, choices: tuple | None = None, valid: str = "[0
     return dataclasses.field(default=default, metadata=dict(help=help_text, choices=choices, valid=valid))
 
 
-@dataclass
+@dataclasses.dataclass
 class Args:
     # general
     model: str = flag("tiny", '"tiny", "Qwen2.5-VL-3B", "Qwen2.5-VL-7B", a hub id or a local directory')
@@ -137,14 +136,13 @@ class Args:
 
 # The paper's hyper-parameters (Sec. 4.1) for the released checkpoints; explicit flags still win.
 PRESETS = {"Qwen2.5-VL-3B": "Qwen/Qwen2.5-VL-3B-Instruct", "Qwen2.5-VL-7B": "Qwen/Qwen2.5-VL-7B-Instruct"}
+# micro_batch: 4 x 6,144 tokens fit in 80 GB. rollout_batch, the KV cache: 36 layers x 2 (K, V) x 2 heads
+# x 128 x 2 B = 36 KB a token for 3B (57 KB for 7B); 64 rollouts x (2048 + 4096) tokens = 14 GB (22 GB),
+# beside 60 GB of fp32 weights, gradients and moments
 PAPER_SETTINGS = dict(sft_lr=1e-5, rl_lr=1e-6, temperature=0.6, group_size=8, kl_coef=0.01, clip_low=0.2,
                       clip_high=0.2, max_new_tokens=4096, num_scoring=32, refresh_every=35, dtype="bfloat16",
                       grad_checkpointing=True, freeze_vision="all", min_pixels=7056, max_pixels=1048576,
-                      micro_batch=4,  # 4 x 6,144 tokens: 80 GB
-                      # KV cache: 36 layers x 2 (K, V) x 2 heads x 128 x 2 B = 36 KB a token for 3B (57 KB
-                      # for 7B); 64 rollouts x (2048 + 4096) tokens = 14 GB (22 GB), beside 60 GB of fp32
-                      # weights, gradients and moments
-                      rollout_batch=64)
+                      micro_batch=4, rollout_batch=64)
 
 
 def parse_args(argv: list[str] | None = None) -> Args:
@@ -189,7 +187,7 @@ def inside(value: float, interval: str) -> bool:
 # Toy geometry data: procedural images whose answers can only be read off the picture
 
 
-@dataclass
+@dataclasses.dataclass
 class Example:
     id: str
     image: Image.Image | list[Image.Image]  # a list for a row of several images, one <image> each in question
@@ -392,7 +390,7 @@ def build_image_processor(image_size: int):
     return Qwen2VLImageProcessorPil(min_pixels=28 * 28, max_pixels=image_size * image_size)
 
 
-@dataclass
+@dataclasses.dataclass
 class Policy:
     """What the loops need of a model: the network, its tokenizer and image processor, special ids."""
     model: torch.nn.Module
@@ -447,7 +445,7 @@ def load_policy(args: Args, texts: list[str]) -> Policy:
 # Prompt encoding: chat text, then the image placeholder expanded to one <|image_pad|> per merged patch
 
 
-@dataclass
+@dataclasses.dataclass
 class Prompt:
     ids: list[int]  # chat-formatted prompt, image placeholder already expanded
     pixel_values: torch.Tensor  # (patches, 3*2*14*14) from the image processor
@@ -554,7 +552,7 @@ def reward(completion: str, answer: str) -> tuple[float, float, float]:
 # Rollouts and log-probabilities
 
 
-@dataclass
+@dataclasses.dataclass
 class Rollouts:
     prompts: list[Prompt]  # the B distinct prompts; rows p*G .. p*G+G-1 below belong to prompt p
     completion_ids: torch.Tensor  # (B*G, C) sampled ids; padding after the first end-of-turn
@@ -663,8 +661,7 @@ def rollout(policy: Policy, examples: list[Example], args: Args, group: int, gre
     completions, mask, logp = (cat_padded(list(col), v) for col, v in zip(zip(*parts), (policy.pad, 0, 0)))
     ids = [row[:int(m.sum())] for row, m in zip(completions.tolist(), mask)]
     texts = policy.tokenizer.batch_decode(ids, skip_special_tokens=True)
-    answers = [ex.answer for ex in examples for _ in range(group)]
-    scores = torch.tensor([reward(t, a) for t, a in zip(texts, answers)])  # (B*G, 3)
+    scores = torch.tensor([reward(t, examples[i // group].answer) for i, t in enumerate(texts)])  # (B*G, 3)
     return Rollouts(prompts, completions, mask, ids, logp, texts, scores[:, 2], scores[:, 1], scores[:, 0])
 
 
@@ -837,9 +834,8 @@ def sft(policy: Policy, examples: list[Example], args: Args, metrics_file, state
         rows = shard(run["order"][run["pos"]:run["pos"] + args.sft_batch])  # this rank's share of the batch
         run["pos"] += args.sft_batch
         t0 = time.time()
-        prompts, width = [policy.encode(examples[i]) for i in rows], max(len(targets[i]) for i in rows)
-        ids = torch.tensor([targets[i] + [policy.pad] * (width - len(targets[i])) for i in rows],
-                           device=device)  # (B, C)
+        prompts = [policy.encode(examples[i]) for i in rows]
+        ids = cat_padded([torch.tensor([targets[i]]) for i in rows], policy.pad).to(device)  # (B, C)
         mask = completion_mask(ids, policy.eos)  # (B, C) each target ends with its end-of-turn
         total, loss_sum = all_sum(mask.sum()), 0.0
         model.train()
@@ -847,7 +843,7 @@ def sft(policy: Policy, examples: list[Example], args: Args, metrics_file, state
             logp = token_logprobs(model, policy, prompts[a:b], ids[a:b], mask[a:b], sft_args)  # (b - a, C)
             loss = -masked_mean(logp, mask[a:b])  # this part's token-mean
             loss_sum += loss.item() * backward(loss, mask[a:b].sum(), total)
-        loss, _, grad_norm, _ = step_optimiser(model, opt, args, loss_sum)
+        loss, _, grad_norm, _ = step_optimiser(model, opt, args, loss_sum, {})
         sched.step()
         bar.set_postfix(loss=f"{loss:.3f}")
         log(metrics_file, {"stage": "sft", "step": step, "sft/loss": loss, "sft/grad_norm": grad_norm,
@@ -946,7 +942,8 @@ def rl(policy: Policy, pool: list[Example], test: list[Example], args: Args, met
         if args.eval_every and (step + 1) % args.eval_every == 0 or step + 1 == args.rl_steps:
             metrics.update(evaluate(policy, test, args))
         log(metrics_file, metrics)
-        bar.set_postfix(accuracy=f"{metrics['reward/accuracy']:.2f}")
+        bar.set_postfix(acc=f"{metrics['reward/accuracy']:.2f}",
+                        zero_std=f"{metrics['reward/zero_std_frac']:.2f}")
         end_of_step(args, model, opt, metrics_file, dict(run, step=step + 1, stage="rl"),
                     step + 1 == args.rl_steps, sampler=sampler)
 
@@ -1194,15 +1191,13 @@ def all_sum(x: torch.Tensor) -> torch.Tensor:
     return x
 
 
-def step_optimiser(model, opt, args: Args, loss: float, stats: dict | None = None) -> tuple:
+def step_optimiser(model, opt, args: Args, loss: float, stats: dict) -> tuple:
     """Average the gradients over the ranks, clip their norm to 1 and step, unless the loss or the gradient
     is not finite. Returns loss and stats summed over ranks, the norm before clipping, whether it stepped."""
     if world() > 1 and not args.fsdp:  # replicated weights: all-reduce, as DDP would (FSDP2 reduces itself)
-        for p in model.parameters():
-            if p.grad is not None:
-                dist.all_reduce(p.grad)
-                p.grad /= world()
-    stats = stats or {}
+        for grad in [p.grad for p in model.parameters() if p.grad is not None]:
+            dist.all_reduce(grad)
+            grad /= world()
     loss, *values = all_sum(torch.tensor([loss, *stats.values()], dtype=torch.float64)).tolist()
     grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
     grad_norm = grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm  # FSDP: a DTensor
@@ -1235,7 +1230,7 @@ def prepare(policy: Policy, args: Args, device: str, example: Example) -> None:
         torch.manual_seed(args.seed + rank())
     policy.model.to(device)
     if args.grad_checkpointing:
-        policy.model.gradient_checkpointing_enable()
+        policy.model.activation_checkpointing_enable()
     if args.freeze_vision == "all":
         policy.model.model.visual.requires_grad_(False)
     if args.fsdp:
@@ -1359,8 +1354,7 @@ def end_of_step(args: Args, model, opt, metrics_file, run: dict, last: bool = Fa
             torch.save(state, os.path.join(args.out, "checkpoint.tmp"))
             os.replace(os.path.join(args.out, "checkpoint.tmp"), os.path.join(args.out, "checkpoint.pt"))
     if stop:
-        print(f"stopped after step {step}; continue with --resume {args.out} and the same flags",
-              file=sys.stderr)
+        print(f"stopped after step {step}; continue with --resume {args.out} (same flags)", file=sys.stderr)
         raise SystemExit(130)
 
 
@@ -1390,8 +1384,7 @@ def open_run_dir(args: Args) -> dict | None:
     state = torch.load(ckpt, weights_only=True, mmap=True) if os.path.exists(ckpt) else None
     if state and len(state["rng"]) != world():
         n = len(state["rng"])
-        raise SystemExit(f"--resume {args.out}: it ran as {n} processes; resume it with as many "
-                         f"(torchrun --nproc_per_node {n})")
+        raise SystemExit(f"--resume {args.out}: it ran as {n} processes; use torchrun --nproc_per_node {n}")
     return state
 
 

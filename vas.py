@@ -61,8 +61,7 @@ def _bleu(hyp, refs, n):
         max_ref = Counter()
         for r in refs:  # multi-reference clipping: a k-gram counts up to its max count in any ref
             max_ref |= _ngrams(r, k)
-        matches = sum(min(c, max_ref[g]) for g, c in counts.items())
-        total = sum(counts.values())
+        matches, total = sum(min(c, max_ref[g]) for g, c in counts.items()), sum(counts.values())
         if k == 1 and matches == 0:
             return 0.0  # no word in common: BLEU is exactly 0, so disjoint responses get TDS 1
         # Add-one for k > 1 (Lin & Och 2004) keeps short responses from collapsing to 0.
@@ -223,10 +222,9 @@ class VarianceAwareSampler:
 
     def state_dict(self):
         """Plain lists, ints, floats (RNG state too): loads with torch.load(weights_only=True)."""
-        return {"num_prompts": self.num_prompts, "scores": self.scores.tolist(),
-                "pass_rate": self.pass_rate.tolist(), "tds": self.tds.tolist(),
-                "order": self._order.tolist(), "cursor": self._cursor, "epoch": self.epoch,
-                "rng": self.rng.bit_generator.state}
+        return dict(num_prompts=self.num_prompts, scores=self.scores.tolist(), tds=self.tds.tolist(),
+                    pass_rate=self.pass_rate.tolist(), order=self._order.tolist(), cursor=self._cursor,
+                    epoch=self.epoch, rng=self.rng.bit_generator.state)
 
     def load_state_dict(self, state):
         """Restore a state so the future batches are exactly those the saved sampler would give."""
