@@ -48,7 +48,7 @@ Sections, in file order:
 """
 from __future__ import annotations
 
-import argparse, contextlib, copy, dataclasses, json, math, os, random, re, resource, shutil, signal, sys
+import argparse, contextlib, copy, dataclasses, gc, json, math, os, random, re, resource, shutil, signal, sys
 import threading, time
 from collections import Counter, defaultdict
 
@@ -1419,3 +1419,4 @@ def progress(items, desc: str, **kwargs):
 
 if __name__ == "__main__":
     main()
+    gc.collect()  # FSDP modules hold process groups in reference cycles: freed at exit, gloo may abort

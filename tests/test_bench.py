@@ -1,5 +1,6 @@
 """assets/bench_rl.py end to end on a tiny configuration (mmr1 only), and TRL's prompt against mmr1's."""
 import json
+import math
 import os
 import sys
 
@@ -20,7 +21,8 @@ def test_bench_times_mmr1_and_writes_json(tmp_path):
     assert res["trl"] is None and res["machine"]["torch_threads"] >= 1
     assert res["settings"]["prompts_per_step"] == 2 and res["settings"]["timed_steps"] == 1  # `--` flags win
     m = res["mmr1"]
-    assert m["step_s"] > 0 and m["tokens_per_s"] > 0 and 1 <= m["completion_len"] <= 6
+    # step_s is the difference of two runs' wall times: over one tiny step it is noise, of either sign
+    assert m["step_s_metric"] > 0 and math.isfinite(m["step_s"]) and 1 <= m["completion_len"] <= 6
     assert set(m["rl_s"]) == {"2", "3"}  # the 2-step run is what the 3-step run's time is measured against
 
 

@@ -5,6 +5,7 @@ processes write to the run directory rank 0 named.
 Run as a script by torchrun, this file is the 2-process side, writing what it counted to OUT_DIR/counts.json:
     python -m torch.distributed.run --nproc_per_node 2 tests/test_fsdp.py OUT_DIR
 """
+import gc
 import json
 import os
 import subprocess
@@ -89,3 +90,4 @@ def test_sampling_gathers_once_per_call_the_reference_needs_no_gather_one_run_di
 
 if __name__ == "__main__":
     main(sys.argv[1])
+    gc.collect()  # the FSDP modules (reference cycles) die now: left to interpreter exit, gloo may abort
