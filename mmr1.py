@@ -159,20 +159,21 @@ def parse_args(argv: list[str] | None = None) -> Args:
         parser.set_defaults(**PAPER_SETTINGS)
         args = parser.parse_args(argv)
         args.model = PRESETS[args.model]
-    a, world = args, int(os.environ.get("WORLD_SIZE", 1))  # torchrun's processes each take a share of a batch
-    errors = [f"--{f.name.replace('_', '-')} {getattr(a, f.name)}: must be in {f.metadata['valid']}"
-              for f in dataclasses.fields(Args)
-              if f.type in ("int", "float") and not inside(getattr(a, f.name), f.metadata["valid"])]
-    errors += [message for ok, message in [
-        (not a.max_pixels or a.min_pixels <= a.max_pixels, "--min-pixels must be <= --max-pixels"),
-        (a.model in ("tiny", *PRESETS.values()) or "/" in a.model or os.path.isdir(a.model),
-         f"--model {a.model}: unknown; use tiny, {', '.join(PRESETS)}, a hub id (org/name) or a directory"),
-        (not a.fsdp or "WORLD_SIZE" in os.environ, "--fsdp needs torchrun: torchrun --nproc_per_node K ..."),
-        (a.prompts_per_step % world == 0 and a.sft_batch % world == 0,
+    world = int(os.environ.get("WORLD_SIZE", 1))  # torchrun's processes each take a share of a batch
+    checks = [(f.type not in ("int", "float") or inside(getattr(args, f.name), f.metadata["valid"]),
+               f"--{f.name.replace('_', '-')} {getattr(args, f.name)}: must be in {f.metadata['valid']}")
+              for f in dataclasses.fields(Args)]  # each number in the interval its flag declares
+    checks += [
+        (not args.max_pixels or args.min_pixels <= args.max_pixels, "--min-pixels must be <= --max-pixels"),
+        (args.model in ("tiny", *PRESETS.values()) or "/" in args.model or os.path.isdir(args.model),
+         f"--model {args.model}: unknown; use tiny, {', '.join(PRESETS)}, a hub id (org/name) or a dir"),
+        (not args.fsdp or "WORLD_SIZE" in os.environ, "--fsdp needs torchrun: torchrun --nproc_per_node K"),
+        (args.prompts_per_step % world == 0 and args.sft_batch % world == 0,
          f"--prompts-per-step and --sft-batch must be divisible by the {world} processes of torchrun"),
-    ] if not ok]
-    if errors:
-        parser.error(errors[0])
+    ]
+    for ok, message in checks:
+        if not ok:
+            parser.error(message)
     return Args(**vars(args))
 
 
@@ -953,7 +954,8 @@ def rl_metrics(step: int, run: dict, ro: Rollouts, outcomes: list, kept: int, re
     """The bookkeeping of one RL step: `run`'s counters (rollouts of training, VAS scoring and dropped groups,
     seconds, skipped updates) and the step's metrics (every key is explained in the README)."""
     G, (t0, t_draw, t_sample, t_ref), now = args.group_size, clock, time.time()
-    (loss, stats, grad_norm, skipped), refresh_s = update, t_draw - t0 if refresh else 0.0
+    loss, stats, grad_norm, skipped = update
+    refresh_s = t_draw - t0 if refresh else 0.0
     rewards, correct, formats = (torch.cat(x) for x in list(zip(*outcomes))[:3])  # every drawn group's
     n_tokens = int(all_sum(ro.mask.sum()).item())
     run["rollouts"] += len(rewards) + refresh * sampler.num_prompts * args.num_scoring  # VAS's cost counted
@@ -1300,8 +1302,8 @@ def stop_on_signal():
         STOP.append(signum)
         print(f"\nsignal {signum}: stopping after this step, once a checkpoint is written", file=sys.stderr)
     STOP.clear()
-    main = threading.current_thread() is threading.main_thread()  # only the main thread may set handlers
-    previous = {sig: signal.signal(sig, request) for sig in (signal.SIGINT, signal.SIGTERM) if main}
+    main_thread = threading.current_thread() is threading.main_thread()  # only it may set signal handlers
+    previous = {sig: signal.signal(sig, request) for sig in (signal.SIGINT, signal.SIGTERM) if main_thread}
     try:
         yield
     finally:
