@@ -17,6 +17,7 @@ import time
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import data  # noqa: E402
 import mmr1  # noqa: E402
 
 
@@ -50,7 +51,7 @@ def main() -> None:
     cli = parser.parse_args()
     torch.set_num_threads(1)
     args = mmr1.parse_args(["--image-size", "56", "--group-size", str(cli.group), "--device", "cpu"])
-    example = mmr1.make_geometry_dataset(1, seed=0, size=56)[0]
+    example = data.make_geometry_dataset(1, seed=0, size=56)[0]
     mmr1.set_seed(0)
     policy = mmr1.load_policy(args, [example.question + " " + example.rationale])
     policy.model.resize_token_embeddings(cli.vocab, mean_resizing=False)  # extra rows: random, as the rest

@@ -35,6 +35,7 @@ from transformers import AutoTokenizer, Qwen2_5_VLProcessor, Qwen2VLImageProcess
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+import data  # noqa: E402
 import mmr1  # noqa: E402
 
 # the benchmark's RL settings, as mmr1 flags; flags after `--` come later and win, on both sides
@@ -93,11 +94,11 @@ def trl_processor(sft_dir: str) -> ImageOnlyProcessor:
     return ImageOnlyProcessor(Qwen2VLImageProcessorPil.from_pretrained(sft_dir), tokenizer, CHAT_TEMPLATE)
 
 
-def trl_prompt(ex: mmr1.Example) -> list[dict]:
+def trl_prompt(ex: data.Example) -> list[dict]:
     return [{"role": "system", "content": mmr1.SYSTEM_PROMPT}, {"role": "user", "content": ex.question}]
 
 
-def check_prompt(sft_dir: str, ex: mmr1.Example) -> dict:
+def check_prompt(sft_dir: str, ex: data.Example) -> dict:
     """TRL's prompt for one example, rendered as GRPOTrainer renders it (image placed before the user's
     text, then the processor's chat template), against mmr1's encode_prompt: ids and pixels must agree."""
     from trl.data_utils import prepare_multimodal_messages
@@ -116,9 +117,9 @@ def time_trl(sft_dir: str, a: mmr1.Args, o: argparse.Namespace) -> dict:
     from transformers import TrainerCallback
     from trl import GRPOConfig, GRPOTrainer
 
-    pool = mmr1.toy_splits(a)["rl"]
+    pool = data.toy_splits(a)["rl"]
     check = check_prompt(sft_dir, pool[0])
-    data = Dataset.from_list([{"prompt": trl_prompt(e), "image": e.image, "answer": e.answer} for e in pool])
+    dataset = Dataset.from_list([{"prompt": trl_prompt(e), "image": e.image, "answer": e.answer} for e in pool])
     rollouts, lengths, begins, ends = a.prompts_per_step * a.group_size, [], [], []
 
     def reward(completions, answer, completion_ids, **_):  # format + accuracy, exactly mmr1's
@@ -144,7 +145,7 @@ def time_trl(sft_dir: str, a: mmr1.Args, o: argparse.Namespace) -> dict:
         learning_rate=a.rl_lr, weight_decay=a.weight_decay, lr_scheduler_type="constant", warmup_steps=0,
         max_grad_norm=1.0, activation_checkpointing=False, report_to="none", logging_strategy="no",
         save_strategy="no", eval_strategy="no", disable_tqdm=True, dataloader_num_workers=0)
-    trainer = GRPOTrainer(model=sft_dir, reward_funcs=reward, args=config, train_dataset=data,
+    trainer = GRPOTrainer(model=sft_dir, reward_funcs=reward, args=config, train_dataset=dataset,
                           processing_class=processor, callbacks=[StepTimer()])
     print(f"TRL: {o.steps} GRPO steps", flush=True)
     t0 = time.perf_counter()

@@ -37,6 +37,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+import data  # noqa: E402
 import mmr1  # noqa: E402
 
 ARMS = {"uniform": ["--no-vas"],
@@ -52,12 +53,12 @@ def write_pool(share: float, out: str, argv: list[str]) -> str:
     (LIVE family), drawn in order from the toy generator's RL split; the standard held-out split as test."""
     if not os.path.exists(os.path.join(out, "rl.jsonl")):
         args = mmr1.parse_args(argv)
-        splits = mmr1.toy_splits(args)
+        splits = data.toy_splits(args)
         n_dead = round(share * args.num_rl)
-        draw = mmr1.make_geometry_dataset(8 * args.num_rl, args.data_seed * 3 + 1, args.image_size, "rl-")
+        draw = data.make_geometry_dataset(8 * args.num_rl, args.data_seed * 3 + 1, args.image_size, "rl-")
         pool = ([e for e in draw if e.family == DEAD][:n_dead]
                 + [e for e in draw if e.family == LIVE][:args.num_rl - n_dead])
-        mmr1.export_data({"sft": splits["sft"][:8], "rl": pool, "test": splits["test"]}, out + ".tmp")
+        data.export_data({"sft": splits["sft"][:8], "rl": pool, "test": splits["test"]}, out + ".tmp")
         shutil.rmtree(out, ignore_errors=True)
         os.rename(out + ".tmp", out)
     return out
@@ -224,13 +225,13 @@ def main(argv: list[str] | None = None) -> dict:
         ckpt = os.path.join(a.workdir, "sft", "sft")
     results = {}
     for share, steps in zip(a.shares, a.rl_steps * len(a.shares) if len(a.rl_steps) == 1 else a.rl_steps):
-        data = write_pool(share, os.path.join(a.workdir, f"data-{share}"), [*COMMON, *extra])
+        data_dir = write_pool(share, os.path.join(a.workdir, f"data-{share}"), [*COMMON, *extra])
         results[share] = {arm: {} for arm in a.arms}
         for arm in a.arms:
             for seed in a.seeds:
                 out = os.path.join(a.workdir, f"d{share}", f"{arm}-{seed}")
                 print(f"[{time.time() - t0:6.0f} s] dead share {share}, {arm}, seed {seed} -> {out}", flush=True)
-                run_arm([*COMMON, "--rl-steps", str(steps), *extra, "--data", data, "--init-from", ckpt,
+                run_arm([*COMMON, "--rl-steps", str(steps), *extra, "--data", data_dir, "--init-from", ckpt,
                          "--seed", str(seed), *ARMS[arm]], out)
                 results[share][arm][seed] = read_run(out, a.target_family)
     command = ("python assets/compare_vas.py " + " ".join(argv)).strip()

@@ -16,6 +16,7 @@ from collections import defaultdict
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import data  # noqa: E402
 import mmr1  # noqa: E402
 
 
@@ -40,7 +41,7 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args(argv)
     args = mmr1.parse_args(["--init-from", a.checkpoint])  # the toy data and sampling flags of the default
-    splits = mmr1.toy_splits(args)
+    splits = data.toy_splits(args)
     policy = mmr1.load_policy(args, [])
     print(f"{a.checkpoint}: G = {args.group_size} rollouts per prompt at temperature {args.temperature}")
     print(f"{'':<16}{'accuracy':>9}{'all wrong':>10}{'all right':>10}{'length':>8}{'boxed':>7}")

@@ -28,6 +28,7 @@ import time
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import data  # noqa: E402
 import mmr1  # noqa: E402
 
 # Qwen/Qwen2.5-VL-3B-Instruct config.json, verbatim but for "architectures" and version fields
@@ -108,7 +109,7 @@ def qwen_tokenizer(texts: list[str]):
 
 def toy_texts() -> list[str]:
     """Questions and rationales of the toy data: every word the toy task uses."""
-    return [e.question + " " + e.rationale for e in mmr1.make_geometry_dataset(200, seed=0, size=56, teacher_error=0.5)]
+    return [e.question + " " + e.rationale for e in data.make_geometry_dataset(200, seed=0, size=56, teacher_error=0.5)]
 
 
 def save_qwen_like(path: str, size: str = "test", texts: list[str] | None = None, device: str = "cpu") -> None:

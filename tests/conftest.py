@@ -1,6 +1,6 @@
 """Shared fixtures. `cold_start`: a tiny SFT checkpoint trained once per test session, for the end-to-end RL
 tests (helpers.COLD_START says why). To keep it between sessions while working on the tests, set
-MMR1_TEST_CACHE=DIR: it is then trained once per version of mmr1.py / vas.py and reused from DIR."""
+MMR1_TEST_CACHE=DIR: it is then trained once per version of mmr1.py / vas.py / data.py and reused from DIR."""
 import hashlib
 import pathlib
 import os
@@ -20,7 +20,7 @@ def cold_start_run(tmp_path_factory):
         mmr1.main([*COLD_START, "--out", str(out)])
         return out
     key = hashlib.sha256(" ".join(COLD_START).encode())
-    for name in ("mmr1.py", "vas.py"):
+    for name in ("mmr1.py", "vas.py", "data.py"):
         key.update(open(os.path.join(ROOT, name), "rb").read())
     out = pathlib.Path(cache) / f"cold_start-{key.hexdigest()[:12]}"
     if not (out / "summary.json").exists():

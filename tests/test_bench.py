@@ -9,6 +9,7 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "assets"))
 import bench_rl  # noqa: E402
+import data  # noqa: E402
 import mmr1  # noqa: E402  (bench_rl puts the repository root on the path)
 
 TINY = ["--image-size", "56", "--num-sft", "16", "--num-rl", "8", "--num-test", "4", "--sft-batch", "4",
@@ -29,5 +30,5 @@ def test_bench_times_mmr1_and_writes_json(tmp_path):
 def test_trl_prompt_ids_equal_mmr1s(tmp_path):
     pytest.importorskip("trl")
     mmr1.main([*TINY, "--sft-steps", "1", "--rl-steps", "0", "--out", str(tmp_path)])
-    example = mmr1.toy_splits(mmr1.parse_args(TINY))["rl"][0]
+    example = data.toy_splits(mmr1.parse_args(TINY))["rl"][0]
     assert bench_rl.check_prompt(str(tmp_path / "sft"), example)["ids_match"]  # it asserts ids and pixels

@@ -7,6 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
+import data
 import mmr1
 from helpers import FROM_COLD_START, assert_learning_signal, assert_same_weights, checkpoint, moved, rows, weights
 
@@ -65,7 +66,7 @@ def test_cli_run_learns_and_writes_metrics_summary_and_checkpoints(tiny_run, col
     assert summary["eval/accuracy_after_sft"] == done["eval/accuracy"]
     assert summary["eval/accuracy_after_rl"] == rl[-1]["eval/accuracy"]
     assert summary["eval/accuracy_after_rl_colour"] == rl[-1]["eval/accuracy_colour"]
-    splits = mmr1.toy_splits(mmr1.parse_args(TINY_RL))
+    splits = data.toy_splits(mmr1.parse_args(TINY_RL))
     assert summary["eval/blind_baseline"] == mmr1.blind_baseline(splits["sft"], splits["test"])
     assert summary["model/parameters"] == sum(w.numel() for k, w in weights(cold_start).items()
                                               if k != "lm_head.weight")  # tied to the embedding

@@ -1,4 +1,4 @@
-"""Tests for the toy data and prompt encoding of mmr1.py: determinism, families, rationales in the reward
+"""Tests for the toy data (data.py) and prompt encoding of mmr1.py: determinism, families, rationales in the reward
 format, answers that need the image, image-token bookkeeping, prompt batches with M-RoPE, and the MMR1-schema round trip
 with its error messages. Small sizes, no model: a few seconds."""
 import dataclasses
@@ -14,7 +14,8 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import mmr1  # noqa: E402
-from mmr1 import Example, make_geometry_dataset  # noqa: E402
+from data import (COLOURS, FAMILIES, SHAPES, Example, export_data, load_data,  # noqa: E402
+                  make_geometry_dataset, toy_splits)
 
 SIZE = 56  # 56 px -> (56 / 14)^2 = 16 patches -> 16 / 2^2 = 4 image tokens: cheap
 
@@ -50,7 +51,7 @@ def test_other_seed_other_data(data):
 
 def test_items_are_well_formed(data):
     assert len(data) == 30 and len({e.id for e in data}) == 30
-    assert {e.family for e in data} == set(mmr1.FAMILIES)  # every family appears
+    assert {e.family for e in data} == set(FAMILIES)  # every family appears
     for e in data:
         assert e.image.size == (SIZE, SIZE) and e.answer.strip() and e.question.strip()
         assert 1 <= e.difficulty <= 3
@@ -75,7 +76,7 @@ def test_answers_need_the_image():
     answers = defaultdict(set)
     for e in train:
         answers[(e.family, e.question)].add(e.answer)
-    for family in mmr1.FAMILIES:
+    for family in FAMILIES:
         assert max(len(a) for (f, _), a in answers.items() if f == family) >= 2, family
     # the best image-blind guess (most common answer per question) is near chance (1/6, 1/6, 1/5, 1/5 per
     # family: 0.18); measured 0.189 here. test_every_answer_can_be_read_off_the_pixels shows the image suffices
@@ -85,9 +86,9 @@ def test_answers_need_the_image():
 
 # ---------------------------------------------------------------- answers from the pixels
 
-PALETTE = np.array(list(mmr1.COLOURS.values()))  # (6, 3)
+PALETTE = np.array(list(COLOURS.values()))  # (6, 3)
 # a regular n-gon fills n sin(2 pi / n) / (2 pi) of its circumscribed circle: 0.41, 0.64, 0.76, 0.83; a circle 1
-FILL = {s: 1.0 if n == 0 else n * np.sin(2 * np.pi / n) / (2 * np.pi) for s, n in mmr1.SHAPES.items()}
+FILL = {s: 1.0 if n == 0 else n * np.sin(2 * np.pi / n) / (2 * np.pi) for s, n in SHAPES.items()}
 
 
 def components(mask: np.ndarray) -> list[np.ndarray]:
@@ -120,7 +121,7 @@ def read_answer(ex: Example) -> str:
     px = _pixels(ex.image).astype(int)  # (H, W, 3)
     dist = ((px[:, :, None] - PALETTE[None, None]) ** 2).sum(-1)  # (H, W, 6)
     ink, colour = dist.min(-1) < 30 ** 2, dist.argmin(-1)
-    names = np.array(list(mmr1.COLOURS))
+    names = np.array(list(COLOURS))
     blobs = [b for b in components(ink) if b.sum() >= 4]
     if ex.family in ("colour", "biggest"):
         return names[np.bincount(colour[ink], minlength=len(names)).argmax()]
@@ -147,7 +148,7 @@ def test_every_answer_can_be_read_off_the_pixels():
 def test_the_pixel_reader_is_not_trivially_right():
     """read_answer tells items apart: a picture of another item gives another answer, in every family."""
     data = make_geometry_dataset(40, seed=3)
-    for family in mmr1.FAMILIES:
+    for family in FAMILIES:
         items = [e for e in data if e.family == family]
         assert len({read_answer(e) for e in items}) >= 2, family
         swapped = [read_answer(dataclasses.replace(a, image=b.image)) == a.answer for a, b in zip(items, items[1:])]
@@ -165,14 +166,14 @@ def test_blind_baseline_hand_computed():
 
 def test_toy_splits_are_disjoint():
     args = mmr1.parse_args(["--num-sft", "12", "--num-rl", "9", "--num-test", "6", "--image-size", str(SIZE)])
-    splits = mmr1.toy_splits(args)
+    splits = toy_splits(args)
     assert {k: len(v) for k, v in splits.items()} == {"sft": 12, "rl": 9, "test": 6}
     ids = [set(e.id for e in s) for s in splits.values()]
     images = [set(e.image.tobytes() for e in s) for s in splits.values()]
     for a in range(3):
         for b in range(a + 1, 3):
             assert not ids[a] & ids[b] and not images[a] & images[b]  # no id and no picture shared
-    assert mmr1.toy_splits(args)["test"][0].image.tobytes() == splits["test"][0].image.tobytes()
+    assert toy_splits(args)["test"][0].image.tobytes() == splits["test"][0].image.tobytes()
 
 
 # ---------------------------------------------------------------- encoding
@@ -230,10 +231,10 @@ def _splits():
 
 def test_export_then_load_round_trip(tmp_path):
     splits = _splits()
-    mmr1.export_data(splits, str(tmp_path))
+    export_data(splits, str(tmp_path))
     row = json.loads((tmp_path / "rl.jsonl").read_text().splitlines()[0])
     assert row["problem"].startswith("<image>") and row["images"] == ["images/rl-0.png"]  # MMR1's schema
-    loaded = mmr1.load_data(str(tmp_path))
+    loaded = load_data(str(tmp_path))
     assert loaded.keys() == splits.keys()
     for name in splits:
         for a, b in zip(splits[name], loaded[name], strict=True):
@@ -243,10 +244,10 @@ def test_export_then_load_round_trip(tmp_path):
 
 
 def test_a_row_with_two_images_puts_each_at_its_placeholder(tmp_path, tokenizer):
-    mmr1.export_data(_splits(), str(tmp_path))
+    export_data(_splits(), str(tmp_path))
     _rewrite_line(tmp_path / "rl.jsonl", 1, lambda row: row.update(
         problem="<image> , <image> What colour is the biggest shape?", images=["images/rl-1.png", "images/rl-2.png"]))
-    ex = mmr1.load_data(str(tmp_path))["rl"][0]
+    ex = load_data(str(tmp_path))["rl"][0]
     assert isinstance(ex.image, list) and len(ex.image) == 2
     assert np.array_equal(_pixels(ex.image[1]), _pixels(_splits()["rl"][2].image))  # in order
     p = mmr1.encode_prompt(tokenizer, mmr1.build_image_processor(SIZE), ex.image, ex.question)
@@ -256,7 +257,7 @@ def test_a_row_with_two_images_puts_each_at_its_placeholder(tmp_path, tokenizer)
     assert p.grid_thw.tolist() == [[1, 4, 4], [1, 4, 4]] and p.pixel_values.shape[0] == 2 * 16
     _rewrite_line(tmp_path / "rl.jsonl", 1, lambda row: row.update(problem="Only one <image> here"))
     with pytest.raises(SystemExit, match=r"rl\.jsonl, line 1\b.*1 <image> placeholders for 2 images"):
-        mmr1.load_data(str(tmp_path))
+        load_data(str(tmp_path))
 
 
 def _rewrite_line(path, line_no, edit):
@@ -268,43 +269,43 @@ def _rewrite_line(path, line_no, edit):
 
 
 def test_load_row_without_answer_names_file_and_line(tmp_path):
-    mmr1.export_data(_splits(), str(tmp_path))
+    export_data(_splits(), str(tmp_path))
     _rewrite_line(tmp_path / "rl.jsonl", 2, lambda row: row.pop("answer"))
     with pytest.raises(SystemExit, match=r"rl\.jsonl, line 2\b"):
-        mmr1.load_data(str(tmp_path))
+        load_data(str(tmp_path))
 
 
 def test_load_row_with_empty_answer_names_file_and_line(tmp_path):
-    mmr1.export_data(_splits(), str(tmp_path))
+    export_data(_splits(), str(tmp_path))
     _rewrite_line(tmp_path / "sft.jsonl", 4, lambda row: row.update(answer="  "))
     with pytest.raises(SystemExit, match=r"sft\.jsonl, line 4\b"):
-        mmr1.load_data(str(tmp_path))
+        load_data(str(tmp_path))
 
 
 def test_load_missing_image_names_file_and_line(tmp_path):
-    mmr1.export_data(_splits(), str(tmp_path))
+    export_data(_splits(), str(tmp_path))
     os.remove(tmp_path / "images" / "test-2.png")  # test.jsonl, line 3
     with pytest.raises(SystemExit, match=r"test\.jsonl, line 3\b") as err:
-        mmr1.load_data(str(tmp_path))
+        load_data(str(tmp_path))
     assert "test-2.png" in str(err.value)
 
 
 def test_load_bad_json_names_file_and_line(tmp_path):
-    mmr1.export_data(_splits(), str(tmp_path))
+    export_data(_splits(), str(tmp_path))
     with open(tmp_path / "test.jsonl", "a") as f:
         f.write("{not json\n")  # line 5
     with pytest.raises(SystemExit, match=r"test\.jsonl, line 5\b"):
-        mmr1.load_data(str(tmp_path))
+        load_data(str(tmp_path))
 
 
 def test_load_missing_directory_or_file(tmp_path):
     missing = tmp_path / "nowhere"
     with pytest.raises(SystemExit, match="nowhere"):
-        mmr1.load_data(str(missing))
-    mmr1.export_data(_splits(), str(tmp_path))
+        load_data(str(missing))
+    export_data(_splits(), str(tmp_path))
     os.remove(tmp_path / "rl.jsonl")
     with pytest.raises(SystemExit, match=r"rl\.jsonl"):
-        mmr1.load_data(str(tmp_path))
+        load_data(str(tmp_path))
 
 
 def test_a_count_rationale_enumerates_the_colours_it_sees():
@@ -316,18 +317,18 @@ def test_a_count_rationale_enumerates_the_colours_it_sees():
         steps = re.search(r"Counting : (.*) \. There are (\d) \.", e.rationale).groups()
         named = [pair.split() for pair in steps[0].split(" , ")]
         assert [int(k) for _, k in named] == list(range(1, int(e.answer) + 1)) and steps[1] == e.answer
-        order = list(mmr1.COLOURS)
+        order = list(COLOURS)
         assert sorted(order.index(c) for c, _ in named) == [order.index(c) for c, _ in named]
-        seen = {tuple(mmr1.COLOURS[c]) for c, _ in named}
+        seen = {tuple(COLOURS[c]) for c, _ in named}
         pixels = {tuple(p) for p in _pixels(e.image).reshape(-1, 3)}  # drawn without anti-aliasing
-        assert seen <= pixels and not ({tuple(v) for v in mmr1.COLOURS.values()} - seen) & pixels
+        assert seen <= pixels and not ({tuple(v) for v in COLOURS.values()} - seen) & pixels
 
 
 def test_teacher_error_flaws_only_the_answer_of_biggest_shape_items():
     """--teacher-error: a "biggest" rationale names both colours right, then may answer with the small
     one's colour; every other rationale, and every answer, stays the truth."""
-    clean = mmr1.make_geometry_dataset(90, seed=3, size=56)
-    flawed = mmr1.make_geometry_dataset(90, seed=3, size=56, teacher_error=1.0)
+    clean = make_geometry_dataset(90, seed=3, size=56)
+    flawed = make_geometry_dataset(90, seed=3, size=56, teacher_error=1.0)
     assert [e.answer for e in clean] == [e.answer for e in flawed]  # same items, same truth
     for c, f in zip(clean, flawed):
         assert mmr1.reward(c.rationale, c.answer) == (1.0, 1.0, 2.0)
@@ -344,10 +345,10 @@ def test_teacher_error_flaws_only_the_answer_of_biggest_shape_items():
 def test_biggest_items_show_both_shapes_apart_at_any_allowed_size(size):
     """The small shape is placed clear of the big one, also at the smallest --image-size (28 px), where
     a fixed pixel margin could leave no room; both colours show, the big one on more pixels."""
-    data = [e for e in mmr1.make_geometry_dataset(200, seed=1, size=size) if e.family == "biggest"]
+    data = [e for e in make_geometry_dataset(200, seed=1, size=size) if e.family == "biggest"]
     assert len(data) == 50
     for e in data:
         small = re.search(r"the small one is (\w+)", e.rationale).group(1)
         pixels = np.asarray(e.image).reshape(-1, 3)
-        count = {c: int((pixels == mmr1.COLOURS[c]).all(1).sum()) for c in (e.answer, small)}
+        count = {c: int((pixels == COLOURS[c]).all(1).sum()) for c in (e.answer, small)}
         assert count[e.answer] > count[small] > 0, (e.id, count)

@@ -19,6 +19,7 @@ import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+import data  # noqa: E402
 import mmr1  # noqa: E402
 import vas  # noqa: E402
 from helpers import FROM_COLD_START, InOrder, assert_learning_signal, fixed_rollout  # noqa: E402
@@ -35,7 +36,7 @@ def grpo_steps(out: str, fsdp: bool = False) -> dict:
     the loss is normalised by the global token count. The second step is off pi_ref, so the KL counts.
     Then a checkpoint round trip: a third step taken after loading it equals the one taken before."""
     args = mmr1.parse_args(ARGV + ["--fsdp"] * fsdp + ["--out", out])
-    examples = mmr1.make_geometry_dataset(PROMPTS, seed=1, size=56)
+    examples = data.make_geometry_dataset(PROMPTS, seed=1, size=56)
     mmr1.set_seed(0)
     policy = mmr1.load_policy(args, [e.question + " " + e.rationale for e in examples])
     mmr1.prepare(policy, args, "cpu", examples[0])
@@ -80,7 +81,7 @@ TABLE = {0: [1, 0], 1: [0, 2], 2: [0, 0], 3: [1, 1], 4: [2, 1], 5: [1, 1], 6: [2
 def filtered_step(fsdp: bool = False) -> dict:
     """One GRPO step on a batch that --filter-groups 3 refilled, from a fresh tiny model."""
     args = mmr1.parse_args(ARGV + ["--fsdp"] * fsdp + ["--filter-groups", "3"])
-    examples = mmr1.make_geometry_dataset(8, seed=1, size=56)
+    examples = data.make_geometry_dataset(8, seed=1, size=56)
     mmr1.set_seed(0)
     policy = mmr1.load_policy(args, [e.question + " " + e.rationale for e in examples])
     mmr1.prepare(policy, args, "cpu", examples[0])

@@ -16,6 +16,7 @@ import torch.distributed as dist
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+import data  # noqa: E402
 import mmr1  # noqa: E402
 
 CALLS = []  # one entry per all-gather
@@ -40,7 +41,7 @@ def count(fn) -> tuple[int, object]:
 
 def main(out: str) -> None:
     args = mmr1.parse_args(["--image-size", "56", "--fsdp", "--device", "cpu", "--kl-coef", "0.1"])
-    examples = mmr1.make_geometry_dataset(4, seed=1, size=56)
+    examples = data.make_geometry_dataset(4, seed=1, size=56)
     mmr1.set_seed(0)
     policy = mmr1.load_policy(args, [e.question + " " + e.rationale for e in examples])
     policy.suppress = policy.suppress + [policy.eos]  # no row ends early: every call decodes its whole budget

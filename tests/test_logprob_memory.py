@@ -10,6 +10,7 @@ import sys
 import pytest
 import torch
 
+import data
 import mmr1
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -33,7 +34,7 @@ def naive_token_logprobs(net, policy, prompts, completions, mask, args):
 
 @pytest.mark.parametrize("shared", [True, False])
 def test_chunked_logprobs_and_gradients_equal_the_definition(monkeypatch, shared):
-    examples = mmr1.make_geometry_dataset(2, seed=0, size=SIZE)
+    examples = data.make_geometry_dataset(2, seed=0, size=SIZE)
     args = mmr1.parse_args(["--image-size", str(SIZE), "--temperature", "0.7"])
     torch.manual_seed(0)
     policy = mmr1.load_policy(args, [e.question + " " + e.rationale for e in examples])

@@ -29,7 +29,7 @@ SCREEN = 35  # lines: no code cell longer than a screen
 def source_sha256() -> str:
     """What the committed outputs were computed with: mmr1.py and vas.py, byte for byte."""
     digest = hashlib.sha256()
-    for name in ("mmr1.py", "vas.py"):
+    for name in ("mmr1.py", "vas.py", "data.py"):
         digest.update(open(os.path.join(ROOT, name), "rb").read())
     return digest.hexdigest()
 

@@ -7,6 +7,7 @@ import sys
 import pytest
 import torch
 
+import data
 import mmr1
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -48,7 +49,7 @@ def test_special_tokens_sit_at_qwens_ids(policy):
 
 
 def test_toy_text_round_trips_with_whole_tags(policy):
-    ex = mmr1.make_geometry_dataset(1, seed=3, size=56)[0]
+    ex = data.make_geometry_dataset(1, seed=3, size=56)[0]
     ids = policy.tokenizer(ex.rationale, add_special_tokens=False)["input_ids"]
     assert max(ids) < 151643 and policy.tokenizer.unk_token_id not in ids
     assert mmr1.reward(policy.tokenizer.decode(ids + [policy.eos], skip_special_tokens=True), ex.answer) == (1, 1, 2)

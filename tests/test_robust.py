@@ -8,6 +8,7 @@ import signal
 import pytest
 import torch
 
+import data
 import mmr1
 from helpers import (FROM_COLD_START, assert_learning_signal, assert_same_state, assert_same_weights, checkpoint,
                      moved, rows, weights)
@@ -262,8 +263,8 @@ def test_resume_a_directory_without_a_run(run, tmp_path):
 
 def test_data_dir_missing_or_unreadable(tmp_path):
     one_line_error(["--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "run")], "nowhere")
-    splits = {name: mmr1.make_geometry_dataset(2, 0, 56, name) for name in ("sft", "rl", "test")}
-    mmr1.export_data(splits, str(tmp_path))
+    splits = {name: data.make_geometry_dataset(2, 0, 56, name) for name in ("sft", "rl", "test")}
+    data.export_data(splits, str(tmp_path))
     open(tmp_path / "rl.jsonl", "wb").write(b"\xff\xfe not text")
     one_line_error(["--data", str(tmp_path), "--out", str(tmp_path / "run")], "rl.jsonl", "UTF-8")
     open(tmp_path / "rl.jsonl", "w").write("")
@@ -272,8 +273,8 @@ def test_data_dir_missing_or_unreadable(tmp_path):
 
 
 def test_unreadable_image_names_file_and_line(tmp_path):
-    splits = {name: mmr1.make_geometry_dataset(3, 0, 56, name) for name in ("sft", "rl", "test")}
-    mmr1.export_data(splits, str(tmp_path))
+    splits = {name: data.make_geometry_dataset(3, 0, 56, name) for name in ("sft", "rl", "test")}
+    data.export_data(splits, str(tmp_path))
     image = json.loads(open(tmp_path / "test.jsonl").read().splitlines()[1])["images"][0]
     open(tmp_path / image, "wb").write(b"not a png")  # the file is there, but no image
     one_line_error(["--data", str(tmp_path), "--out", str(tmp_path / "run")], "test.jsonl, line 2")

@@ -9,6 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
+import data
 import mmr1
 
 SIZE = 56
@@ -17,7 +18,7 @@ SIZE = 56
 @pytest.fixture(scope="module")
 def policy():
     """The tiny model with weights spread wider than at initialisation, so that its greedy tokens vary."""
-    examples = mmr1.make_geometry_dataset(40, seed=0, size=SIZE, teacher_error=0.6)
+    examples = data.make_geometry_dataset(40, seed=0, size=SIZE, teacher_error=0.6)
     args = mmr1.parse_args(["--image-size", str(SIZE)])
     torch.manual_seed(0)
     p = mmr1.load_policy(args, [e.question + " " + e.rationale for e in examples])
@@ -29,7 +30,7 @@ def policy():
 
 def prompts_of_different_lengths(policy):
     """Four prompts, two of them shortened, so that left padding differs from row to row."""
-    prompts = [policy.encode(e) for e in mmr1.make_geometry_dataset(4, seed=3, size=SIZE)]
+    prompts = [policy.encode(e) for e in data.make_geometry_dataset(4, seed=3, size=SIZE)]
     for p, cut in zip(prompts, [0, 2, 0, 5]):
         p.ids = p.ids[:2] + p.ids[2 + cut:]  # drop words of the system prompt
     assert len({len(p.ids) for p in prompts}) == 3
@@ -146,7 +147,7 @@ def test_bf16_compute_keeps_fp32_masters_that_move():
     for lr in ("1e-5", "1e-6"):
         args = mmr1.parse_args([*RUN, "--dtype", "bfloat16", "--sft-steps", "10", "--sft-batch", "4",
                                 "--sft-lr", lr, "--rl-steps", "0"])  # no --out: no checkpoint.pt
-        splits = mmr1.toy_splits(args)
+        splits = data.toy_splits(args)
         mmr1.set_seed(0)
         policy = mmr1.load_policy(args, [e.question + " " + e.rationale for s in splits.values() for e in s])
         before = {k: v.clone() for k, v in policy.model.named_parameters()}
@@ -162,11 +163,11 @@ def test_presets_bound_a_huge_image():
     assert (preset.min_pixels, preset.max_pixels) == (7056, 1048576)
     args = mmr1.parse_args(["--min-pixels", "7056", "--max-pixels", "1048576"])  # the same bounds, tiny model
     policy = mmr1.load_policy(args, ["What colour is the shape ?"])
-    prompt = policy.encode(mmr1.Example("x", Image.new("RGB", (2048, 2048), "white"), "What colour ?", "red", "",
+    prompt = policy.encode(data.Example("x", Image.new("RGB", (2048, 2048), "white"), "What colour ?", "red", "",
                                         "colour", 1))
     n = prompt.ids.count(policy.model.config.image_token_id)
     assert 1000 < n <= 1337  # 1,048,576 pixels / (28 x 28) per token = 1337.5
-    small = policy.encode(mmr1.Example("y", Image.new("RGB", (28, 28), "white"), "What colour ?", "red", "",
+    small = policy.encode(data.Example("y", Image.new("RGB", (28, 28), "white"), "What colour ?", "red", "",
                                        "colour", 1))
     assert small.ids.count(policy.model.config.image_token_id) >= 7056 // 28 ** 2  # at least 9 tokens
 
@@ -177,7 +178,7 @@ def test_one_grpo_update_raises_the_rewarded_completion_and_lowers_the_penalised
     args = run_args(max_new_tokens=6, rl_lr=1e-3, kl_coef=0, group_size=2)
     model = mmr1.frozen_copy(policy.model, mmr1.parse_args([])).requires_grad_(True).train()  # a copy to train
     p = mmr1.Policy(model, policy.tokenizer, policy.processor, policy.eos, policy.pad, policy.suppress)
-    prompts = [p.encode(mmr1.make_geometry_dataset(1, seed=7, size=SIZE)[0])]
+    prompts = [p.encode(data.make_geometry_dataset(1, seed=7, size=SIZE)[0])]
     ids = torch.tensor([[20, 21, 22, p.eos], [23, 24, p.eos, p.pad]])
     mask = mmr1.completion_mask(ids, p.eos)
     with torch.no_grad():
