@@ -1,5 +1,5 @@
 """pytest's first import, before any test module: the repository root on sys.path, so `pytest tests/...` finds
-mmr1.py and vas.py without `python -m`, and the Hugging Face hub offline, so no test waits on the network.
+mmr1.py, vas.py and data.py without `python -m`, and the Hugging Face hub offline, so no test waits on the network.
 huggingface_hub reads HF_HUB_OFFLINE once, when it is imported, which is why it is set here and not in a test."""
 import os
 import sys

@@ -42,8 +42,8 @@ Sections, in file order:
     Rollouts and log-probs ....... the KV-cache sampler; shared-prefix, vocabulary-chunked log-probs
     GRPO ......................... group advantage, k3 KL, the clipped surrogate, token-mean, the loss
     Training loops ............... SFT, the GRPO update and step, RL with VAS (Algorithm 1), dynamic
-                                   sampling, evaluation, curves.png
-    Main ......................... the two stages, the summary
+                                   sampling, evaluation
+    Main ......................... the two stages, the summary, curves.png
     Plumbing ..................... torchrun / FSDP2, checkpoints and exact resume, logs
 """
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """demo.ipynb: it runs top to bottom without an error, and the committed copy carries the outputs of a full run
-of the current mmr1.py and vas.py.
+of the current mmr1.py, vas.py and data.py.
 
 The executed run uses MMR1_DEMO_FAST=1, which the notebook reads to shrink its step counts: the same cells, tiny
 sizes, well under a minute. The pictures a reader sees come from the committed full run, which is stamped with
-the sha256 of the mmr1.py and vas.py it ran; after changing either, execute and stamp it again (about 3 min):
+the sha256 of the mmr1.py, vas.py and data.py it ran; after changing one, execute and stamp it again (75 s):
     python tests/test_notebook.py --stamp        # then commit demo.ipynb
 and check the stamp alone with
     python -m pytest -q tests/test_notebook.py -m stamp
@@ -27,7 +27,7 @@ SCREEN = 35  # lines: no code cell longer than a screen
 
 
 def source_sha256() -> str:
-    """What the committed outputs were computed with: mmr1.py and vas.py, byte for byte."""
+    """What the committed outputs were computed with: mmr1.py, vas.py and data.py, byte for byte."""
     digest = hashlib.sha256()
     for name in ("mmr1.py", "vas.py", "data.py"):
         digest.update(open(os.path.join(ROOT, name), "rb").read())
@@ -100,8 +100,8 @@ def test_cells_are_short_and_import_rather_than_paste():
 @pytest.mark.stamp
 def test_committed_outputs_come_from_the_current_code():
     stamped = nbformat.read(NOTEBOOK, as_version=4).metadata.get("mmr1", {}).get("source_sha256")
-    assert stamped == source_sha256(), ("demo.ipynb's outputs were not computed with the current mmr1.py and "
-                                        "vas.py (or carry no stamp): run `python tests/test_notebook.py --stamp` "
+    assert stamped == source_sha256(), ("demo.ipynb's outputs were not computed with the current mmr1.py, vas.py "
+                                        "and data.py (or carry no stamp): run `python tests/test_notebook.py --stamp` "
                                         "and commit it")
 
 
@@ -116,7 +116,7 @@ def test_every_step_is_there(section):
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description="Execute demo.ipynb at full sizes and stamp it with the "
-                                                 "sha256 of mmr1.py and vas.py.")
+                                                 "sha256 of mmr1.py, vas.py and data.py.")
     parser.add_argument("--stamp", action="store_true", required=True)
     parser.parse_args()
     stamp()
