@@ -5,6 +5,7 @@ import dataclasses
 import json
 import os
 import re
+import subprocess
 import sys
 from collections import defaultdict
 
@@ -12,7 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
 import mmr1  # noqa: E402
 from data import (COLOURS, FAMILIES, SHAPES, Example, export_data, load_data,  # noqa: E402
                   make_geometry_dataset, toy_splits)
@@ -352,3 +354,12 @@ def test_biggest_items_show_both_shapes_apart_at_any_allowed_size(size):
         pixels = np.asarray(e.image).reshape(-1, 3)
         count = {c: int((pixels == COLOURS[c]).all(1).sum()) for c in (e.answer, small)}
         assert count[e.answer] > count[small] > 0, (e.id, count)
+
+
+@pytest.mark.parametrize("module, absent", [("data", ("torch", "numpy", "transformers")),
+                                            ("vas", ("torch", "transformers"))])
+def test_the_parts_apart_import_alone(module, absent):
+    """data.py needs Pillow alone, vas.py numpy alone: each can be read, taught and reused without the model."""
+    code = f"import sys, {module}; print([m for m in {absent!r} if m in sys.modules])"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout
