@@ -8,7 +8,7 @@ import os
 import pytest
 
 import mmr1
-from helpers import COLD_START, ROOT
+from helpers import COLD_START, ROOT, SOURCES
 
 
 @pytest.fixture(scope="session")
@@ -20,7 +20,7 @@ def cold_start_run(tmp_path_factory):
         mmr1.main([*COLD_START, "--out", str(out)])
         return out
     key = hashlib.sha256(" ".join(COLD_START).encode())
-    for name in ("mmr1.py", "vas.py", "data.py"):
+    for name in SOURCES:
         key.update(open(os.path.join(ROOT, name), "rb").read())
     out = pathlib.Path(cache) / f"cold_start-{key.hexdigest()[:12]}"
     if not (out / "summary.json").exists():

@@ -7,6 +7,7 @@ import torch
 import mmr1
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SOURCES = ("mmr1.py", "vas.py", "data.py")  # the code: the notebook's stamp and the cached cold start hash it
 
 # A cold start that RL can learn from. A checkpoint that has learned nothing gives RL nothing to learn from:
 # every completion scores 0, every group is all-equal (reward/zero_std_frac = 1), every advantage and

@@ -21,6 +21,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)  # run as a script (--stamp), this file needs the repository root too
 import mmr1  # noqa: E402
 import vas  # noqa: E402
+from helpers import SOURCES  # noqa: E402
 
 NOTEBOOK = os.path.join(ROOT, "demo.ipynb")
 SCREEN = 35  # lines: no code cell longer than a screen
@@ -29,7 +30,7 @@ SCREEN = 35  # lines: no code cell longer than a screen
 def source_sha256() -> str:
     """What the committed outputs were computed with: mmr1.py, vas.py and data.py, byte for byte."""
     digest = hashlib.sha256()
-    for name in ("mmr1.py", "vas.py", "data.py"):
+    for name in SOURCES:
         digest.update(open(os.path.join(ROOT, name), "rb").read())
     return digest.hexdigest()
 
