@@ -4,10 +4,12 @@ The toy task: four families of questions about shapes drawn with Pillow (colour,
 whose answers can only be read off the picture; the cold-start rationales come from a flawed teacher. Real
 data comes in MMR1's public schema (`problem`, `answer`, image paths), read by `load_data`. Pillow only:
     python -c "import data; print(data.make_geometry_dataset(1, seed=0)[0].question)"
+    python data.py toy/ [mmr1's data flags]   # the toy splits written in MMR1's schema, to see the format
 """
 from __future__ import annotations
 
 import dataclasses, json, os, random
+from collections import Counter, defaultdict
 
 from PIL import Image, ImageDraw
 
@@ -30,6 +32,7 @@ class Example:
 COLOURS = {"red": (220, 40, 40), "green": (40, 170, 60), "blue": (40, 80, 220),
            "yellow": (230, 200, 30), "purple": (150, 60, 190), "orange": (240, 130, 30)}
 SHAPES = {"circle": 0, "triangle": 3, "square": 4, "pentagon": 5, "hexagon": 6}  # name -> sides
+SIDES = {**SHAPES, "octagon": 8}  # the octagon only in dead_pool's never-solved prompts
 FAMILIES = ("colour", "biggest", "shape", "count")
 
 
@@ -37,14 +40,15 @@ def _draw(draw, shape: str, cx: float, cy: float, r: float, colour: str, rotatio
     if shape == "circle":
         draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=COLOURS[colour])
     else:
-        draw.regular_polygon((cx, cy, r), SHAPES[shape], rotation=rotation, fill=COLOURS[colour])
+        draw.regular_polygon((cx, cy, r), SIDES[shape], rotation=rotation, fill=COLOURS[colour])
 
 
-def _toy_example(idx: int, rng: random.Random, size: int, prefix: str, teacher_error: float) -> Example:
-    family = FAMILIES[idx % len(FAMILIES)]  # balanced families
+def _toy_example(idx: int, rng: random.Random, size: int, prefix: str, teacher_error: float,
+                 family: str = "", shape: str = "") -> Example:
+    family = family or FAMILIES[idx % len(FAMILIES)]  # balanced families
     img = Image.new("RGB", (size, size), (255, 255, 255))
     draw = ImageDraw.Draw(img)
-    shape, colour = rng.choice(list(SHAPES)), rng.choice(list(COLOURS))
+    shape, colour = shape or rng.choice(list(SHAPES)), rng.choice(list(COLOURS))
     if family in ("colour", "shape"):  # one large shape, anywhere: its corners span several 14-px patches
         r = rng.uniform(0.3, 0.42) * size
         _draw(draw, shape, rng.uniform(r, size - r), rng.uniform(r, size - r), r, colour, rng.uniform(0, 360))
@@ -66,7 +70,7 @@ def _toy_example(idx: int, rng: random.Random, size: int, prefix: str, teacher_e
         think = f"The biggest shape is {big} , the small one is {small} ."
     elif family == "shape":
         question, answer, difficulty = "What shape is shown?", shape, 2
-        think = f"It has {SHAPES[shape] or 'no'} corners , so it is a {shape} ."
+        think = f"It has {SIDES[shape] or 'no'} corners , so it is a {shape} ."
     else:  # count 1..5 small shapes of distinct colours that do not overlap; more shapes = harder
         n, centres, r = rng.randint(1, 5), [], size * 0.09
         colours = rng.sample(list(COLOURS), n)
@@ -97,13 +101,49 @@ def make_geometry_dataset(n: int, seed: int, size: int = 112, prefix: str = "", 
     return [_toy_example(i, rng, size, prefix, teacher_error) for i in range(n)]
 
 
+# A pool's dead prompts: half always solved, half never solved by the cold start
+ALWAYS, NEVER, LIVE = "colour", "octagon", "biggest"
+
+
+def dead_pool(n: int, dead_share: float, seed: int, size: int = 112) -> list[Example]:
+    """An RL pool of n prompts, `dead_share` of them dead and the rest live, each kind in a block:
+        dead, always solved  "colour": the cold start answers nearly all right, so its groups agree
+        dead, never solved   "octagon": "What shape is shown?" of an octagon, a shape no SFT target names
+                             (from --init-from a cold start, not even a word of its vocabulary): it answers
+                             another shape, in format, so every rollout scores 1 + 0 and teaches nothing
+        live                 "biggest": sometimes right, the family RL improves (the cold start's
+                             flawed teacher answers for the small shape)
+    The dead share is split evenly, the odd prompt to the always-solved kind. All from one seed."""
+    n_dead = round(dead_share * n)
+    n_never = n_dead // 2
+    rng = random.Random(seed)
+    kinds = [ALWAYS] * (n_dead - n_never) + [NEVER] * n_never + [LIVE] * (n - n_dead)
+    return [_toy_example(i, rng, size, "rl-", 0.0, "shape" if kind == NEVER else kind,
+                         "octagon" if kind == NEVER else "") for i, kind in enumerate(kinds)]
+
+
+def blind_baseline(train: list[Example], test: list[Example]) -> float:
+    """Answer each distinct question with its most common training answer (case and spaces aside): what a
+    model that ignores the image gets."""
+    key = lambda answer: "".join(answer.lower().split())  # noqa: E731
+    by_question = defaultdict(Counter)
+    for ex in train:
+        by_question[ex.question][key(ex.answer)] += 1
+    overall = Counter(key(ex.answer) for ex in train).most_common(1)[0][0]
+    guess = {q: c.most_common(1)[0][0] for q, c in by_question.items()}
+    return sum(guess.get(ex.question, overall) == key(ex.answer) for ex in test) / len(test)
+
+
 def toy_splits(args) -> dict[str, list[Example]]:
     """Deterministic sft / rl / test splits, sized by mmr1's flags; a different seed per split keeps them
-    disjoint draws."""
+    disjoint draws. With --dead-share, the rl split is a `dead_pool` (the test split stays every family's)."""
     sizes = {"sft": args.num_sft, "rl": args.num_rl, "test": args.num_test}
-    return {name: make_geometry_dataset(n, args.data_seed * 3 + k, args.image_size, f"{name}-",
-                                        args.teacher_error if name == "sft" else 0.0)
-            for k, (name, n) in enumerate(sizes.items())}
+    splits = {name: make_geometry_dataset(n, args.data_seed * 3 + k, args.image_size, f"{name}-",
+                                          args.teacher_error if name == "sft" else 0.0)
+              for k, (name, n) in enumerate(sizes.items())}
+    if args.dead_share:
+        splits["rl"] = dead_pool(args.num_rl, args.dead_share, args.data_seed * 3 + 1, args.image_size)
+    return splits
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -153,7 +193,14 @@ def load_data(data_dir: str) -> dict[str, list[Example]]:
             if len(images) == 1:
                 image, question = images[0], question.replace("<image>", "").strip()
             answer = str(row["answer"])
-            rationale = row.get("rationale") or f"<think> </think><answer> \\boxed{{{answer}}} </answer>"
+            rationale = row.get("rationale", "")  # SFT needs it (mmr1.sft says so), RL does not
             splits[name].append(Example(str(row.get("id", f"{name}-{line_no}")), image, question, answer,
                                         rationale, row.get("family", "all"), int(row.get("difficulty", 0))))
     return splits
+
+
+if __name__ == "__main__":  # python data.py DIR [--num-rl 64 ...]: the toy splits that mmr1.py's flags give
+    import sys
+    import mmr1
+    export_data(toy_splits(mmr1.parse_args(sys.argv[2:])), sys.argv[1])
+    print(f"wrote the toy sft, rl and test splits to {sys.argv[1]} in MMR1's schema")

@@ -25,8 +25,9 @@ Deviations from the paper, and why:
    `--update-epochs` > 1 gives PPO-style reuse with clipping.
 3. VAS as the paper defines it, not as the official code computes it (see `vas.py`): diversity is
    1 - self-BLEU on unpadded responses, and VPS is used unnormalised.
-4. Beyond the paper: `--vas-online` refreshes a prompt's VPS from its G training rollouts for free,
-   so the full re-scoring every T_update steps (VAS's main cost) can be rarer.
+4. Beyond the paper: `--vas-online` keeps a posterior of each prompt's pass rate, fed by its G training
+   rollouts for free, so the re-scoring of the pool every T_update steps (VAS's main cost) can be rarer
+   or, with `--num-scoring 0`, gone (`vas.py`); `--no-vas-online` is the paper's VAS.
 5. The toy cold-start rationales come from a flawed teacher (`--teacher-error`): on "biggest shape"
    items it reasons right, then answers for the small shape, as distilled chain-of-thought errs, while
    the data's answer stays true: imitation copies the flaw, RL with a verifier can undo it.
@@ -50,7 +51,7 @@ from __future__ import annotations
 
 import argparse, contextlib, copy, dataclasses, gc, json, math, os, random, re, resource, shutil, signal, sys
 import threading, time
-from collections import Counter, defaultdict
+from collections import Counter
 
 import numpy as np
 import torch
@@ -86,7 +87,6 @@ class Args:
     fsdp: bool = flag(False, "under torchrun: shard parameters with FSDP2 instead of replicating them")
     # data
     data: str = flag("", "read sft/rl/test.jsonl in MMR1's schema from this directory instead of toy data")
-    export_data: str = flag("", "write the toy data in MMR1's schema to this directory and exit")
     plot: str = flag("", "draw curves.png for this run directory (finished or still running) and exit")
     data_seed: int = flag(0, "seed of the toy geometry generator")
     num_sft: int = flag(6000, "toy cold-start examples (the paper: ~1.6M long-CoT items)", valid="[1, inf)")
@@ -96,6 +96,7 @@ class Args:
     min_pixels: int = flag(0, "images resized to at least this many pixels; 0: the model's (paper: 7056)")
     max_pixels: int = flag(0, "images resized to at most this many pixels; 0: the model's (paper: 1048576)")
     teacher_error: float = flag(0.6, 'share of "biggest" rationales naming the small shape', valid="[0, 1]")
+    dead_share: float = flag(0.0, "share of dead prompts in the toy RL pool (data.dead_pool); 0: all kinds")
     # model
     grad_checkpointing: bool = flag(False, "trade compute for memory (the presets turn it on)")
     freeze_vision: str = flag("rl", 'stages with a frozen vision tower ("rl": it learns to see in SFT only)',
@@ -108,13 +109,13 @@ class Args:
     sft_lr: float = flag(1e-3, "peak lr, cosine with 10% warm-up (the paper: 1e-5)", valid="(0, inf)")
     # GRPO
     rl_steps: int = flag(60, "RL optimiser steps; 0 skips RL")
+    rollout_budget: int = flag(0, "also stop RL once this many rollouts are generated (all kinds); 0: no")
     prompts_per_step: int = flag(16, "B, prompts per RL step (the paper: 512)", valid="[1, inf)")
     group_size: int = flag(8, "G, rollouts per prompt (the paper: 8)", valid="[2, inf)")  # 1: no variance
     rl_lr: float = flag(5e-5, "RL learning rate (the paper: 1e-6)", valid="(0, inf)")
     weight_decay: float = flag(0.01, "AdamW weight decay in RL (the paper: 0.01)")
     temperature: float = flag(1.0, "of sampling, and of the log-probs (the paper: 0.6)", valid="(0, inf)")
-    top_p: float = flag(1.0, "nucleus sampling (the paper: 1.0)", valid="(0, 1]")
-    max_new_tokens: int = flag(40, "completion budget; cut off scores 0 (the paper: 4096)", valid="[1, inf)")
+    max_new_tokens: int = flag(40, "completion budget, cut off scores 0 (the paper: 4096)", valid="[1, inf)")
     clip_low: float = flag(0.2, "epsilon_low of the clipped surrogate (the paper: 0.2)")
     clip_high: float = flag(0.2, "epsilon_high of the clipped surrogate (the paper: 0.2)")
     kl_coef: float = flag(0.1, "beta_KL, weight of the k3 KL to the reference policy (the paper: 0.01)")
@@ -122,24 +123,28 @@ class Args:
     scale_std: bool = flag(True, "divide advantages by the group's std; --no-scale-std is Dr. GRPO")
     seq_mean: bool = flag(False, "average the loss per sequence, then over sequences (default: token-mean)")
     eval_every: int = flag(20, "evaluate on the test split every this many RL steps; 0 = only at the end")
+    eval_rollouts: int = flag(0, "evaluate instead each time this many more rollouts are generated; 0: off")
     # VAS
     vas: bool = flag(False, "Variance-Aware Sampling; off = uniform shuffle (the paper's baseline)")
     mixture_ratio: float = flag(0.5, "lambda, share of a batch drawn by VPS (the paper: 0.5)", valid="[0, 1]")
-    num_scoring: int = flag(8, "N, rollouts a prompt when scoring the pool (the paper: 32)", valid="[2, inf)")
+    num_scoring: int = flag(8, "N, rollouts a prompt when scoring the pool (the paper: 32); 0: no scoring")
     refresh_every: int = flag(30, "T_update, RL steps between full re-scorings (the paper: 35); 0 = never")
     alpha: float = flag(0.8, "alpha, weight of OVS in VPS (the paper: 0.8)")
     beta: float = flag(0.2, "beta, weight of TDS in VPS (the paper: 0.2)")
     diversity: str = flag("self_bleu", "TDS method", ("self_bleu", "distinct", "edit"))
-    vas_online: bool = flag(True, "also refresh scores from each step's training rollouts (beyond the paper)")
-    filter_groups: int = flag(0, "DAPO's dynamic sampling: drop groups whose G rewards all agree, drawing up "
-                                 "to this many batches a step to refill B; 0 = off")
+    vas_online: bool = flag(True, "VPS from a posterior fed by training groups (vas.py); off: the paper's")
+    vas_decay: float = flag(0.98, "posterior's evidence kept a step (0.98: half in 34)", valid="(0, 1]")
+    filter_groups: int = flag(0, "DAPO's dynamic sampling: drop groups whose G rewards (format + accuracy) "
+                                 "all agree, refill B from up to this many batches a step; 0: off")
 
 
-# The paper's hyper-parameters (Sec. 4.1) for the released checkpoints; explicit flags still win.
+# The paper's hyper-parameters (Sec. 6.1 and Appendix Table 6) for the released checkpoints; flags still win.
 PRESETS = {"Qwen2.5-VL-3B": "Qwen/Qwen2.5-VL-3B-Instruct", "Qwen2.5-VL-7B": "Qwen/Qwen2.5-VL-7B-Instruct"}
-# micro_batch: 4 x 6,144 tokens fit in 80 GB. rollout_batch, the KV cache: 36 layers x 2 (K, V) x 2 heads
-# x 128 x 2 B = 36 KB a token for 3B (57 KB for 7B); 64 rollouts x (2048 + 4096) tokens = 14 GB (22 GB),
-# beside 60 GB of fp32 weights, gradients and moments
+# micro_batch: 4 sequences x 6,144 tokens of checkpointed activations (~14 GiB) fit in 80 GB (README).
+# B stays --prompts-per-step 16 (the paper: 512, on 8 GPUs with vLLM): this sampler decodes in Python, and
+# 512 x 8 rollouts of up to 4,096 tokens would take hours a step on one GPU; with more GPUs, set 512.
+# rollout_batch, the KV cache: 36 layers x 2 (K, V) x 2 heads x 128 x 2 B = 36 KB a token for 3B (57 KB
+# for 7B); 64 rollouts x (2048 + 4096) tokens = 14 GB (22 GB), beside 60 GB of weights, gradients, moments
 PAPER_SETTINGS = dict(sft_lr=1e-5, rl_lr=1e-6, temperature=0.6, group_size=8, kl_coef=0.01, clip_low=0.2,
                       clip_high=0.2, max_new_tokens=4096, num_scoring=32, refresh_every=35, dtype="bfloat16",
                       grad_checkpointing=True, freeze_vision="all", min_pixels=7056, max_pixels=1048576,
@@ -166,6 +171,7 @@ def parse_args(argv: list[str] | None = None) -> Args:
               for f in dataclasses.fields(Args)]  # each number in the interval its flag declares
     checks += [
         (not args.max_pixels or args.min_pixels <= args.max_pixels, "--min-pixels must be <= --max-pixels"),
+        (args.num_scoring != 1, "--num-scoring 1: a pass rate needs 2 rollouts or more (0: none at all)"),
         (args.model in ("tiny", *PRESETS.values()) or "/" in args.model or os.path.isdir(args.model),
          f"--model {args.model}: unknown; use tiny, {', '.join(PRESETS)}, a hub id (org/name) or a dir"),
         (not args.fsdp or "WORLD_SIZE" in os.environ, "--fsdp needs torchrun: torchrun --nproc_per_node K"),
@@ -290,8 +296,8 @@ def load_policy(args: Args, texts: list[str]) -> Policy:
             processor = Qwen2VLImageProcessorPil.from_pretrained(name)
         except (OSError, ValueError) as e:
             raise SystemExit(f"could not load model {name!r}: {str(e).splitlines()[0]}; download it first, "
-                             f"e.g. `huggingface-cli download {name} --local-dir DIR`, then pass --model DIR "
-                             "(or use --model tiny, which needs no download)") from None
+                             f"e.g. `hf download {name} --local-dir DIR`, then pass --model DIR (or --model "
+                             "tiny, which needs none; offline, HF_HUB_OFFLINE=1 skips the retries)") from None
     if args.min_pixels or args.max_pixels:  # the paper's bounds: a huge image must not become 16,000 tokens
         processor.size = {"shortest_edge": args.min_pixels or processor.size["shortest_edge"],  # in pixels
                           "longest_edge": args.max_pixels or processor.size["longest_edge"]}
@@ -348,7 +354,7 @@ def prompt_batch(policy: Policy, prompts: list[Prompt], device) -> dict[str, tor
 
 
 # ----------------------------------------------------------------------------------------------------
-# Reward: format + accuracy (Sec. 4.1: 1 * format + 1 * accuracy)
+# Reward: format + accuracy (Sec. 6.1: 1 * format + 1 * accuracy)
 
 FORMAT_RE = re.compile(r"^\s*<think>.*?</think>\s*<answer>.*?</answer>\s*$", re.S)
 ANSWER_RE = re.compile(r"<answer>(.*?)</answer>", re.S)
@@ -432,18 +438,9 @@ def autocast(args: Args, device) -> contextlib.AbstractContextManager:
 
 def log_policy(logits: torch.Tensor, args: Args, policy: Policy) -> torch.Tensor:
     """log pi over the vocabulary, float32: logits / T with the vision tokens excluded. Sampling draws from
-    exactly this distribution and training scores with it, so the two agree."""
+    exactly this distribution (no top-p or top-k: the paper's top-p is 1) and training scores with it."""
     logits = logits.float().index_fill(-1, torch.tensor(policy.suppress, device=logits.device), -math.inf)
     return torch.log_softmax(logits / args.temperature, -1)
-
-
-def _top_p(probs: torch.Tensor, top_p: float) -> torch.Tensor:
-    """Nucleus sampling: keep the smallest set of most likely tokens whose mass reaches top_p."""
-    if top_p >= 1:
-        return probs
-    sorted_probs, order = probs.sort(-1, descending=True)
-    outside = sorted_probs.cumsum(-1) - sorted_probs >= top_p  # the mass before this token already suffices
-    return probs.scatter(-1, order, sorted_probs.masked_fill(outside, 0))
 
 
 def completion_mask(completions: torch.Tensor, eos: int) -> torch.Tensor:
@@ -457,39 +454,52 @@ def completion_mask(completions: torch.Tensor, eos: int) -> torch.Tensor:
     return (is_eos.cumsum(1) - is_eos == 0).float()  # no end-of-turn strictly before this column
 
 
-def micro_batches(n_prompts: int, group: int, micro_batch: int) -> list[tuple[int, int]]:
-    """Prompt ranges (a, b) of about `micro_batch` sequences each, whole groups; 0 = everything at once."""
-    per_part = max(1, micro_batch // group) if micro_batch else n_prompts
-    return [(a, min(n_prompts, a + per_part)) for a in range(0, n_prompts, per_part)]
+def micro_batches(prompts: list, group: int, size: int) -> list[tuple[slice, list, torch.Tensor]]:
+    """The rows of len(prompts) groups of `group`, `size` rows a part (0: all at once), a group split between
+    parts where `size` is not a multiple of G. Each part: its rows, its prompts, each row's prompt among them.
+    micro_batches([x, y], 4, 2) -> (rows 0:2, [x], [0, 0]), (2:4, [x], [0, 0]), (4:6, [y], [0, 0]), ..."""
+    n = len(prompts) * group
+    parts = [slice(a, min(n, a + (size or n))) for a in range(0, n, size or max(n, 1))]
+    return [(r, prompts[r.start // group:(r.stop - 1) // group + 1],
+             torch.arange(r.start, r.stop) // group - r.start // group) for r in parts]
 
 
-def prefill(net, batch: dict, group: int):
-    """One forward over each distinct prompt, its KV cache then repeated for the G rows of its group: the
-    prompt (and the vision tower) runs once per group. Returns the cache and the hidden state of each row's
-    last prompt position (N, 1, H), from which its first completion token is predicted."""
-    # hidden_states[-1]: after the final norm, what the lm_head reads; -1 records no other layer's
-    inputs = {k: v for k, v in batch.items() if k != "next_position"}
-    out = net(**inputs, use_cache=True, output_hidden_states=-1, logits_to_keep=1)
-    out.cache.batch_repeat_interleave(group)  # copied, not recomputed
-    return out.cache, out.hidden_states[-1][:, -1:].repeat_interleave(group, 0)
+def last_hidden(net, **inputs):
+    """net's forward with one position's logits, and the final norm's output (N, L, H), what the lm_head
+    reads, taken by a hook: output_hidden_states would keep every layer's output, 37 tensors at 3B."""
+    got = []
+    hook = net.model.language_model.norm.register_forward_hook(lambda module, args, out: got.append(out))
+    try:
+        return net(**inputs, logits_to_keep=1), got[0]
+    finally:
+        hook.remove()
+
+
+def prefill(net, batch: dict, index: torch.Tensor):
+    """One forward over each distinct prompt, its KV cache then copied to every row that continues it (row i
+    continues prompt index[i]): the prompt (and the vision tower) runs once per group. Returns the cache and
+    the hidden state of each row's last prompt position (N, 1, H): it predicts the first completion token."""
+    out, hidden = last_hidden(net, **{k: v for k, v in batch.items() if k != "next_position"}, use_cache=True)
+    out.cache.batch_select_indices(index)  # copied, not recomputed
+    return out.cache, hidden[index, -1:]
 
 
 @torch.no_grad()
-def sample(policy: Policy, batch: dict, group: int, args: Args, greedy: bool = False):
-    """`group` completions per prompt with a KV cache: `prefill`, then one token per row per forward. Only
-    the flags decide sampling (temperature, top-p), never the checkpoint's generation_config: a repetition
+def sample(policy: Policy, batch: dict, index: torch.Tensor, args: Args, greedy: bool = False):
+    """A completion for each row, row i continuing prompt index[i] ([0, 0, 1, 1]: two a prompt), with a KV
+    cache: `prefill`, then one token per row per forward. Only
+    the flags decide sampling (the temperature), never the checkpoint's generation_config: a repetition
     penalty there would make the rollouts off-policy. Returns completions (B*G, C), their mask and each
-    sampled token's log-prob, which is log pi_old for free. C ends at the longest real completion."""
-    model, n = policy.model, len(batch["input_ids"]) * group
-    cache, hidden = prefill(model, batch, group)
+    sampled token's log-prob (its gap to the training forward's is logged). C: the longest completion."""
+    model, n, (cache, hidden) = policy.model, len(index), prefill(policy.model, batch, index)
     logits = model.lm_head(hidden[:, -1])  # (N, V) the first completion token
-    attn = batch["attention_mask"].repeat_interleave(group, 0)  # (N, L)
-    position = batch["next_position"].repeat_interleave(group)  # (N,) the prompt's rope offset, carried on
+    attn = batch["attention_mask"][index]  # (N, L)
+    position = batch["next_position"][index]  # (N,) the prompt's rope offset, carried on
     done, tokens, logps = torch.zeros(n, dtype=torch.bool, device=logits.device), [], []
     for _ in range(args.max_new_tokens):
         logp_all = log_policy(logits, args, policy)  # (N, V)
         token = (logp_all.argmax(-1) if greedy
-                 else torch.multinomial(_top_p(logp_all.exp(), args.top_p), 1)[:, 0])  # (N,)
+                 else torch.multinomial(logp_all.exp(), 1)[:, 0])  # (N,) top-p 1, as the paper
         token = token.masked_fill(done, policy.pad)  # a finished row only pads
         tokens.append(token)
         logps.append(logp_all.gather(-1, token[:, None])[:, 0])
@@ -508,20 +518,23 @@ def sample(policy: Policy, batch: dict, group: int, args: Args, greedy: bool = F
 @torch.no_grad()
 def rollout(policy: Policy, examples: list[Example], args: Args, group: int, greedy=False) -> Rollouts:
     """`group` rewarded completions per example, consecutive: rows p*group .. p*group+group-1 belong to
-    example p. Sampled --rollout-batch sequences at a time (whole groups), padded to one width."""
+    example p. Sampled --rollout-batch sequences at a time, padded to one width. A completion cut off by
+    --max-new-tokens before its end of turn scores 0, however right its text."""
     model, device = policy.model, next(policy.model.parameters()).device
     prompts = [policy.encode(ex) for ex in examples]
     was_training = model.training
     model.eval()  # sampling is inference: no dropout, and gradient checkpointing would drop the cache
     with autocast(args, device), gathered(model):  # under FSDP: one all-gather per module, not per token
-        parts = [sample(policy, prompt_batch(policy, prompts[a:b], device), group, args, greedy)
-                 for a, b in micro_batches(len(prompts), group, args.rollout_batch)]  # KV cache memory
+        parts = [sample(policy, prompt_batch(policy, mine, device), index.to(device), args, greedy)
+                 for _, mine, index in micro_batches(prompts, group, args.rollout_batch)]  # KV cache memory
     model.train(was_training)
     # each call's columns padded to the widest: ids, mask, log-probs
     completions, mask, logp = (cat_padded(list(col), v) for col, v in zip(zip(*parts), (policy.pad, 0, 0)))
     ids = [row[:int(m.sum())] for row, m in zip(completions.tolist(), mask)]
     texts = policy.tokenizer.batch_decode(ids, skip_special_tokens=True)
-    scores = torch.tensor([reward(t, examples[i // group].answer) for i, t in enumerate(texts)])  # (B*G, 3)
+    # (B*G, 3); a completion without its end of turn was cut off by the budget: it scores 0
+    scores = torch.tensor([reward(t, examples[i // group].answer) if ids[i][-1:] == [policy.eos]
+                           else (0.0, 0.0, 0.0) for i, t in enumerate(texts)])
     return Rollouts(prompts, completions, mask, ids, logp, texts, scores[:, 2], scores[:, 1], scores[:, 0])
 
 
@@ -552,31 +565,31 @@ def chosen_logprobs(hidden: torch.Tensor, head: torch.Tensor, ids: torch.Tensor,
 
 
 def token_logprobs(net, policy: Policy, prompts: list[Prompt], completions: torch.Tensor, mask: torch.Tensor,
-                   args: Args, shared: bool = True) -> torch.Tensor:
+                   args: Args, shared: bool = True, index: torch.Tensor | None = None) -> torch.Tensor:
     """log pi(y_t | x, y_<t) of each completion token (B*G, C), teacher-forced, float32, logits / T.
     shared: `prefill`, then one forward over the completion tokens alone, the gradient flowing back into
     the prompt through the cache: the numbers of one full row per rollout (shared=False), G times cheaper
-    in the prompt. The logits (N, C, V) are never held: LOGIT_CHUNK columns at a time, recomputed in the
-    backward."""
-    device = completions.device
-    group, (n, c) = len(completions) // len(prompts), completions.shape
+    in the prompt. Row i continues prompts[index[i]] (default: equal groups, in order). The logits (N, C, V)
+    are never held: LOGIT_CHUNK columns at a time, recomputed in the backward."""
+    device, (n, c) = completions.device, completions.shape
     batch = prompt_batch(policy, prompts, device)
-    attn = torch.cat([batch["attention_mask"].repeat_interleave(group, 0), mask.long()], 1)  # (N, L + C)
-    position = batch["next_position"].repeat_interleave(group)[:, None] + torch.arange(c, device=device)
+    index = torch.arange(n, device=device) // (n // len(prompts)) if index is None else index.to(device)
+    attn = torch.cat([batch["attention_mask"][index], mask.long()], 1)  # (N, L + C)
+    position = batch["next_position"][index][:, None] + torch.arange(c, device=device)
     position = position.unsqueeze(0).expand(3, n, c)  # text: the same position on all three M-RoPE axes
-    # transformers keeps no KV cache under gradient checkpointing: full rows then
-    shared = shared and not (args.grad_checkpointing and torch.is_grad_enabled())
+    # transformers keeps no KV cache under gradient checkpointing: full rows then, in every pass, so that
+    # pi_old and pi_ref are computed the way the training pass computes pi (the same rounding in bf16)
+    shared = shared and not args.grad_checkpointing
     with autocast(args, device):
         if shared:  # the prompt's last position (N, 1, H), then the completions over the expanded cache
-            cache, first = prefill(net, batch, group)
+            cache, first = prefill(net, batch, index)
             inputs = dict(input_ids=completions, position_ids=position, cache=cache)
         else:
-            rows = prompt_batch(policy, [p for p in prompts for _ in range(group)], device)
+            rows = prompt_batch(policy, [prompts[i] for i in index], device)
             inputs = dict(input_ids=torch.cat([rows["input_ids"], completions], 1),
                           position_ids=torch.cat([rows["position_ids"], position], 2),
                           pixel_values=rows["pixel_values"], image_grid_thw=rows["image_grid_thw"])
-        # the last hidden states (N, [L +] C, H), not the logits: one position's logits only
-        rest = net(attention_mask=attn, output_hidden_states=-1, logits_to_keep=1, **inputs).hidden_states[-1]
+        rest = last_hidden(net, attention_mask=attn, **inputs)[1]  # (N, [L +] C, H), not the logits
         # the prompt's last position, then the completion's: `completion_logprobs` shifts them by one token
         hidden = torch.cat([first, rest], 1) if shared else rest[:, -c - 1:]  # (N, C + 1, H)
         logp = [checkpoint(chosen_logprobs, hidden[:, i:i + LOGIT_CHUNK + 1], net.lm_head.weight,
@@ -632,20 +645,21 @@ def clipped_surrogate(logp: torch.Tensor, old_logp: torch.Tensor, advantages: to
 def masked_mean(values: torch.Tensor, mask: torch.Tensor, seq_mean: bool = False) -> torch.Tensor:
     """Mean of `values` (B, C) over the real tokens (mask 1); padding, whatever it holds, counts nowhere.
 
-    Token-mean (default, as the official code): every token of the batch weighs the same, so long
-    completions are not down-weighted. seq_mean=True: each sequence's mean, then the mean over sequences.
+    Token-mean (default, as DAPO and Dr. GRPO; EasyR1 averages micro-batch means): every token of the batch
+    weighs the same, so long completions are not down-weighted. seq_mean=True: each sequence's mean, then the
+    mean over the sequences with a real token (a row of mask 0 is filler, not a sequence).
     values [[-1, -1, -1], [1, x, x]], mask [[1, 1, 1], [1, 0, 0]] -> (-1 - 1 - 1 + 1) / 4 = -0.5;
     per sequence 0.
     """
     if seq_mean:
-        return ((values * mask).sum(1) / mask.sum(1).clamp(min=1)).mean()
+        return ((values * mask).sum(1) / mask.sum(1).clamp(min=1)).sum() / mask.amax(1).sum().clamp(min=1)
     return (values * mask).sum() / mask.sum().clamp(min=1)
 
 
 def grpo_loss(logp: torch.Tensor, old_logp: torch.Tensor, ref_logp: torch.Tensor | None,
               advantages: torch.Tensor, mask: torch.Tensor, clip_low: float = 0.2, clip_high: float = 0.2,
               kl_coef: float = 0.01, seq_mean: bool = False) -> tuple[torch.Tensor, dict[str, float]]:
-    """The GRPO objective (Shao et al., 2024, eq. 3; MMR1 Sec. 3), as a loss to minimise: per completion
+    """The GRPO objective (Shao et al., 2024, eq. 3), as a loss to minimise: per completion
     token, `clipped_surrogate` + beta_KL * `kl_k3`, then `masked_mean` over the batch's real tokens.
     Returns (loss, stats): clip_frac, kl and ratio, each averaged over real tokens.
     """
@@ -681,6 +695,9 @@ def cosine_lr(step: int, total: int, warmup_frac: float = 0.1) -> float:
 def sft(policy: Policy, examples: list[Example], args: Args, metrics_file, state: dict | None = None) -> None:
     """Cold-start SFT: token-mean cross-entropy on the assistant's tokens (rationale + end-of-turn) only."""
     model, device = policy.model, next(policy.model.parameters()).device
+    if missing := [ex.id for ex in examples if not ex.rationale]:  # else it learns to answer unreasoned
+        raise SystemExit(f"SFT trains on each sft row's `rationale` (<think>...</think><answer>...</answer>):"
+                         f"{len(missing)} have none, first {missing[0]}; add them, or skip SFT (--init-from)")
     targets = [policy.tokenizer(ex.rationale, add_special_tokens=False)["input_ids"] + [policy.eos]
                for ex in examples]
     opt = torch.optim.AdamW(model.parameters(), lr=args.sft_lr, weight_decay=0.0)
@@ -699,10 +716,10 @@ def sft(policy: Policy, examples: list[Example], args: Args, metrics_file, state
         mask = completion_mask(ids, policy.eos)  # (B, C) each target ends with its end-of-turn
         total, loss_sum = all_sum(mask.sum()), 0.0
         model.train()
-        for a, b in micro_batches(len(rows), 1, args.micro_batch):
-            logp = token_logprobs(model, policy, prompts[a:b], ids[a:b], mask[a:b], sft_args)  # (b - a, C)
-            loss = -masked_mean(logp, mask[a:b])  # this part's token-mean
-            loss_sum += loss.item() * backward(loss, mask[a:b].sum(), total)
+        for part, mine, _ in micro_batches(prompts, 1, args.micro_batch):
+            logp = token_logprobs(model, policy, mine, ids[part], mask[part], sft_args)  # (part, C)
+            loss = -masked_mean(logp, mask[part])  # this part's token-mean
+            loss_sum += loss.item() * backward(loss, mask[part].sum(), total)
         loss, _, grad_norm, _ = step_optimiser(model, opt, args, loss_sum, {})
         sched.step()
         bar.set_postfix(loss=f"{loss:.3f}")
@@ -723,23 +740,27 @@ def backward(loss: torch.Tensor, units: torch.Tensor, total: torch.Tensor) -> fl
 
 
 def grpo_update(policy: Policy, opt, ro: Rollouts, adv: torch.Tensor, ref_logp: torch.Tensor | None,
-                args: Args) -> tuple[float, dict, float, bool]:
+                args: Args, old_logp: torch.Tensor | None = None) -> tuple[float, dict, float, bool]:
     """One GRPO optimiser step on this rank's rollouts: `grpo_loss` averaged over every completion token of
-    the global batch, backward micro-batch by micro-batch, then `step_optimiser`. pi_old is what the sampler
-    drew with, so on the first epoch the ratio is 1 in value and the gradient is the policy gradient."""
+    the global batch, backward --micro-batch sequences at a time, then `step_optimiser`. pi_old is the
+    training forward's own log-prob, detached (old_logp None: the first epoch, where the ratio is then 1
+    exactly in any dtype and the gradient is the policy gradient), not the sampler's: in bf16 the KV-cached
+    decode and the teacher-forced forward differ, and a ratio off 1 would clip tokens on the first epoch."""
     model, G = policy.model, args.group_size
-    # what the loss averages over: every token of the global batch, or every sequence with --seq-mean
-    units = torch.ones(len(ro.mask), device=ro.mask.device) if args.seq_mean else ro.mask.sum(1)  # (B*G,)
+    # what the loss averages over: every token of the global batch, or every real sequence with --seq-mean
+    units = ro.mask.amax(1) if args.seq_mean else ro.mask.sum(1)  # (B*G,) filler rows: 0
     total, sums = all_sum(units.sum()), Counter()
     model.train()  # however the run started (from_pretrained returns eval mode): checkpointing needs it
-    for a, b in micro_batches(len(ro.prompts), G, args.micro_batch):  # whole groups at a time
-        rows = slice(a * G, b * G)
+    for rows, prompts, index in micro_batches(ro.prompts, G, args.micro_batch):
         c = max(1, int(ro.mask[rows].sum(1).max()))  # cut to the longest completion
-        mask = ro.mask[rows, :c]  # (b*G - a*G, c)
-        logp = token_logprobs(model, policy, ro.prompts[a:b], ro.completion_ids[rows, :c], mask, args)
-        ref = None if ref_logp is None else ref_logp[rows, :c]  # (b*G - a*G, c)
-        loss, stats = grpo_loss(logp, ro.logp[rows, :c], ref, adv[rows], mask, args.clip_low, args.clip_high,
-                                args.kl_coef, args.seq_mean)  # GRPO: this part's token-mean
+        mask = ro.mask[rows, :c]  # (n, c)
+        logp = token_logprobs(model, policy, prompts, ro.completion_ids[rows, :c], mask, args, index=index)
+        old = logp.detach() if old_logp is None else old_logp[rows, :c]  # (n, c) pi_old
+        ref = None if ref_logp is None else ref_logp[rows, :c]  # (n, c)
+        loss, stats = grpo_loss(logp, old, ref, adv[rows], mask, args.clip_low, args.clip_high, args.kl_coef,
+                                args.seq_mean)  # GRPO: this part's token-mean
+        # how far the sampler's log-probs are from pi_old's: rounding in float32, more in bf16 (TRL logs it)
+        stats["sampler_gap"] = masked_mean((ro.logp[rows, :c] - old).abs(), mask).item()
         share = backward(loss, units[rows].sum(), total)
         sums.update({k: v * share for k, v in dict(stats, loss=loss.item()).items()})  # the global batch's
     return step_optimiser(model, opt, args, sums.pop("loss"), sums)
@@ -750,23 +771,21 @@ def grpo_step(policy: Policy, opt, ro: Rollouts, ref_logp: torch.Tensor | None, 
     rewards (format + accuracy), then --update-epochs `grpo_update` passes over the same batch, the first
     on-policy. Returns the last pass's loss, stats and gradient norm, and how many passes were skipped."""
     adv = group_advantages(ro.rewards, args.group_size, scale_std=args.scale_std).to(ro.mask.device)  # (B*G,)
+    # pi_old for every epoch: the first epoch's own forward, or with more epochs one pass before them
+    old = frozen_logprobs(policy.model, policy, ro, args) if args.update_epochs > 1 else None
     skipped = 0
     for _ in range(args.update_epochs):  # GRPO: 1 = on-policy; more reuse the batch and the clip acts
-        loss, stats, grad_norm, stepped = grpo_update(policy, opt, ro, adv, ref_logp, args)
+        loss, stats, grad_norm, stepped = grpo_update(policy, opt, ro, adv, ref_logp, args, old)
         skipped += not stepped  # a non-finite loss or gradient: skipped, training goes on
     return loss, stats, grad_norm, skipped
 
 
 @torch.no_grad()
-def reference_logprobs(ref, policy: Policy, ro: Rollouts, args: Args) -> torch.Tensor | None:
-    """log pi_ref of every completion token (B*G, C), micro-batched: the vocabulary's logits are the largest
-    tensor of a step. None without a KL term."""
-    if ref is None:
-        return None
-    G = args.group_size
-    return torch.cat([token_logprobs(ref, policy, ro.prompts[a:b], ro.completion_ids[a * G:b * G],
-                                     ro.mask[a * G:b * G], args)
-                      for a, b in micro_batches(len(ro.prompts), G, args.micro_batch)])
+def frozen_logprobs(net, policy: Policy, ro: Rollouts, args: Args) -> torch.Tensor:
+    """log pi of every completion token (B*G, C) under `net` without gradient, --micro-batch rows at a time:
+    pi_ref for the KL term, or pi_old before several update epochs."""
+    return torch.cat([token_logprobs(net, policy, mine, ro.completion_ids[r], ro.mask[r], args, True, index)
+                      for r, mine, index in micro_batches(ro.prompts, args.group_size, args.micro_batch)])
 
 
 def rl(policy: Policy, pool: list[Example], test: list[Example], args: Args, metrics_file, state=None):
@@ -780,32 +799,41 @@ def rl(policy: Policy, pool: list[Example], test: list[Example], args: Args, met
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=args.rl_lr,
                             weight_decay=args.weight_decay)
     mixture = args.mixture_ratio if args.vas else 0.0  # lambda = 0: every prompt from the epoch shuffle
-    sampler = vas.VarianceAwareSampler(len(pool), args.prompts_per_step, mixture, seed=args.seed,
-                                       alpha=args.alpha, beta=args.beta, diversity=args.diversity)
+    decay = args.vas_decay if args.vas_online else None  # VAS: the posterior, or the paper's scores
+    sampler = vas.VarianceAwareSampler(len(pool), args.prompts_per_step, mixture, args.seed, args.alpha,
+                                       args.beta, args.diversity, decay=decay)
     counters = dict(step=0, skipped=0, refresh_s=0.0, rollouts=0, dropped=0, wall_s=0.0)  # checkpointed
     run = restore(state, model, opt, counters, sampler=sampler)
     for step in (bar := progress(range(run["step"], args.rl_steps), "rl")):  # line 6
         clock = [time.time()]
-        refresh = args.vas and (step == 0 or args.refresh_every and step % args.refresh_every == 0)
+        refresh = args.vas and args.num_scoring and (step == 0 or args.refresh_every
+                                                     and step % args.refresh_every == 0)
         if refresh:  # lines 2-5 (step 0), 7-11: VAS: N rollouts of every prompt -> P, OVS, TDS, VPS
             score_pool(policy, pool, sampler, args)
         clock.append(time.time())
         ro, drawn, outcomes, kept = draw_groups(policy, pool, sampler, args)  # lines 12-17: B prompts, G each
         clock.append(time.time())
-        ref_logp = reference_logprobs(ref, policy, ro, args)  # (B*G, C) for the KL term of the loss
+        ref_logp = frozen_logprobs(ref, policy, ro, args) if kept and ref is not None else None  # (B*G, C)
         clock.append(time.time())
-        update = grpo_step(policy, opt, ro, ref_logp, args)  # lines 18-20: GRPO advantages, loss, update
+        # lines 18-20: GRPO advantages, loss, update; none when dynamic sampling kept no group
+        update = grpo_step(policy, opt, ro, ref_logp, args) if kept else None
         correct = torch.cat([o[1] for o in outcomes])  # every drawn group's, every rank's
-        if args.vas and args.vas_online:  # VAS (beyond the paper): free re-scoring from training rollouts
-            sampler.update(drawn, correct.view(-1, G).numpy(), [r for o in outcomes for r in o[3]])
+        if args.vas and args.vas_online:  # VAS (beyond the paper): the posterior fed by training groups
+            sampler.update(drawn, correct.view(-1, G).numpy(), [r for o in outcomes for r in o[3]], group=G)
+        before = run["rollouts"]
         metrics = rl_metrics(step, run, ro, outcomes, kept, refresh, clock, update, sampler, args)
-        if args.eval_every and (step + 1) % args.eval_every == 0 or step + 1 == args.rl_steps:
+        last = step + 1 == args.rl_steps or 0 < args.rollout_budget <= run["rollouts"]
+        due = (run["rollouts"] // args.eval_rollouts > before // args.eval_rollouts if args.eval_rollouts
+               else args.eval_every and (step + 1) % args.eval_every == 0)
+        if due or last:
             metrics.update(evaluate(policy, test, args))
         log(metrics_file, metrics)
         bar.set_postfix(acc=f"{metrics['reward/accuracy']:.2f}",
                         zero_std=f"{metrics['reward/zero_std_frac']:.2f}")
-        end_of_step(args, model, opt, metrics_file, dict(run, step=step + 1, stage="rl"),
-                    step + 1 == args.rl_steps, sampler=sampler)
+        end_of_step(args, model, opt, metrics_file, dict(run, step=step + 1, stage="rl"), last,
+                    sampler=sampler)
+        if last:
+            break
 
 
 def rl_metrics(step: int, run: dict, ro: Rollouts, outcomes: list, kept: int, refresh: bool, clock: list,
@@ -813,7 +841,7 @@ def rl_metrics(step: int, run: dict, ro: Rollouts, outcomes: list, kept: int, re
     """The bookkeeping of one RL step: `run`'s counters (rollouts of training, VAS scoring and dropped groups,
     seconds, skipped updates) and the step's metrics (every key is explained in the README)."""
     G, (t0, t_draw, t_sample, t_ref), now = args.group_size, clock, time.time()
-    loss, stats, grad_norm, skipped = update
+    loss, stats, grad_norm, skipped = update or (0.0, {}, 0.0, 0)
     refresh_s = t_draw - t0 if refresh else 0.0
     rewards, correct, formats = (torch.cat(x) for x in list(zip(*outcomes))[:3])  # every drawn group's
     n_tokens = int(all_sum(ro.mask.sum()).item())
@@ -826,8 +854,8 @@ def rl_metrics(step: int, run: dict, ro: Rollouts, outcomes: list, kept: int, re
             "reward/mean": rewards.mean().item(), "reward/accuracy": correct.mean().item(),
             "reward/format": formats.mean().item(),
             "reward/zero_std_frac": (rewards.view(-1, G).std(1) == 0).float().mean().item(),
-            "reward/completion_len": n_tokens / max(1, kept * G), "train/loss": loss,
-            "train/grad_norm": grad_norm, "train/skipped_steps": run["skipped"],
+            "reward/completion_len": n_tokens / max(1, kept * G), "train/skipped_steps": run["skipped"],
+            **({"train/loss": loss, "train/grad_norm": grad_norm} if update else {}),  # no update: no train/
             **{f"train/{k}": v for k, v in stats.items()}, "vas/vps_mean": float(sampler.scores.mean()),
             "vas/refresh_s_total": run["refresh_s"], "rollouts/total": run["rollouts"],
             "rollouts/dropped": run["dropped"], "perf/wall_s": run["wall_s"],
@@ -915,20 +943,9 @@ def _responses(completions: list[list[int]], policy: Policy, group: int) -> list
 def evaluate(policy: Policy, examples: list[Example], args: Args, desc: str = "eval") -> dict[str, float]:
     """Greedy decoding on the held-out split: accuracy overall and per family, format rate."""
     correct, formats, _ = rollout_all(policy, examples, args, 1, greedy=True, desc=desc)  # (n, 1) each
-    result = {"eval/accuracy": float(np.mean(correct)), "eval/format": float(np.mean(formats))}
-    for f in sorted({e.family for e in examples}):
-        result[f"eval/accuracy_{f}"] = float(np.mean([c for c, e in zip(correct, examples) if e.family == f]))
-    return result
-
-
-def blind_baseline(train: list[Example], test: list[Example]) -> float:
-    """Answer each distinct question with its most common training answer: what ignoring the image gets."""
-    by_question = defaultdict(Counter)
-    for ex in train:
-        by_question[ex.question][normalise(ex.answer)] += 1
-    overall = Counter(normalise(ex.answer) for ex in train).most_common(1)[0][0]
-    guess = {q: c.most_common(1)[0][0] for q, c in by_question.items()}
-    return float(np.mean([guess.get(ex.question, overall) == normalise(ex.answer) for ex in test]))
+    return {"eval/accuracy": float(np.mean(correct)), "eval/format": float(np.mean(formats)),
+            **{f"eval/accuracy_{f}": float(np.mean([c for c, e in zip(correct, examples) if e.family == f]))
+               for f in sorted({e.family for e in examples})}}
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -941,9 +958,6 @@ def main(argv: list[str] | None = None) -> dict:
     if args.plot:
         return print(f"wrote {plot_curves(args.plot)}") or {}
     splits = data.load_data(args.data) if args.data else data.toy_splits(args)
-    if args.export_data:
-        data.export_data(splits, args.export_data)
-        return print(f"wrote {sum(map(len, splits.values()))} examples to {args.export_data}") or {}
     device = setup_device(args)
     ckpt = open_run_dir(args)  # sets args.out; the checkpoint to continue from (--resume), or None
     stage, sft_dir = ckpt["stage"] if ckpt else "", os.path.join(args.out, "sft")
@@ -952,7 +966,7 @@ def main(argv: list[str] | None = None) -> dict:
     policy = load_policy(dataclasses.replace(args, init_from=sft_dir) if sft_done else args,
                          [e.question + " " + e.rationale for s in splits.values() for e in s])
     summary = {"model/parameters": sum(p.numel() for p in policy.model.parameters()),
-               "eval/blind_baseline": blind_baseline(splits["sft"], splits["test"])}
+               "eval/blind_baseline": data.blind_baseline(splits["sft"], splits["test"])}
     prepare(policy, args, device, splits["test"][0])
     with stop_on_signal(), open_metrics(args, ckpt) as metrics_file:
         t0 = time.time()
@@ -1002,7 +1016,7 @@ def plot_curves(out: str) -> str:
     for ax, (title, (stage, keys)) in zip(fig.subplots(2, 4).flat, panels.items()):
         got = evals if stage == "eval" else [r for r in rows if r["stage"] == stage]
         for key in keys:
-            ax.plot([r["step"] + (stage == "eval") for r in got], [r[key] for r in got],
+            ax.plot([r["step"] + (stage == "eval") for r in got], [r.get(key, math.nan) for r in got],
                     marker="o" if stage == "eval" else None, label=key.split("/")[1].replace("accuracy_", ""))
         ax.set(title=title, xlabel=("SFT" if stage == "sft" else "RL") + " step")
         ax.grid(alpha=0.3)
@@ -1121,10 +1135,12 @@ def gathered(model: torch.nn.Module):
     fsdp = [m for m in model.modules() if hasattr(m, "set_reshard_after_forward")]
     for m in fsdp:
         m.set_reshard_after_forward(False, recurse=False)
-    yield
-    for m in fsdp:
-        m.set_reshard_after_forward(m is not model, recurse=False)  # as fsdp_shard left them
-        m.reshard()
+    try:
+        yield
+    finally:  # whatever raised inside: the shards as fsdp_shard left them
+        for m in fsdp:
+            m.set_reshard_after_forward(m is not model, recurse=False)
+            m.reshard()
 
 
 def full_state(model: torch.nn.Module, rank0_only: bool = True) -> dict:
@@ -1144,9 +1160,12 @@ def frozen_copy(model: torch.nn.Module, args: Args) -> torch.nn.Module:
     with torch.device("meta"):  # shapes only, no memory
         ref = fsdp_shard(Qwen2_5_VLForConditionalGeneration._from_config(model.config, dtype=dtype), args)
     ref.to_empty(device=next(model.parameters()).device)
-    with torch.no_grad():  # the same classes sharded the same way: the same tensors in the same order
-        for mine, theirs in zip([*ref.parameters(), *ref.buffers()], [*model.parameters(), *model.buffers()]):
-            mine.copy_(theirs)  # DTensor to DTensor: this rank's shard, cast to the compute dtype
+    mine, theirs = (dict([*m.named_parameters(), *m.named_buffers()]) for m in (ref, model))
+    if mine.keys() != theirs.keys():
+        raise RuntimeError(f"pi_ref and the policy differ in tensors {sorted(set(mine) ^ set(theirs))[:5]}")
+    with torch.no_grad():  # DTensor to DTensor by name: this rank's shard, cast to the compute dtype
+        for name, tensor in mine.items():
+            tensor.copy_(theirs[name])
     return ref.eval().requires_grad_(False)
 
 

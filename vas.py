@@ -15,8 +15,22 @@ Where the official MMR1 code differs we follow the paper, and say so at the line
 2. Diversity is measured on each response's own tokens, never on padding.
 3. VPS is used as is, not min-max normalised (that starves the lowest prompt, crashes on ties).
 4. Edit distance is normalised by the longer length, so it stays in [0, 1] like the rest.
-Beyond the paper: `VarianceAwareSampler.update` re-scores just-trained prompts from their G training
-rollouts for free, since the paper names the cost of re-scoring as VAS's main limitation.
+Beyond the paper, since it names the cost of re-scoring (N rollouts of every prompt every T_update
+steps) as VAS's main limitation: with `decay` set, each prompt's pass rate is a Beta posterior fed by
+every group it gets, in training for free (and in scoring, if any): VAS then needs no scoring rollouts
+at all (MoPPS, arXiv 2507.04632, and VADE, 2511.18902, do the same; GRESO, 2506.02177, skips prompts
+whose recent groups agreed):
+      prior      Beta(a0, b0), a0 = b0 = 0.1, weak beside a group's G = 8 outcomes: a prompt never
+                 drawn has OVS 0.042, above any prompt that has shown it is dead (one group all right
+                 or all wrong: 0.011, and less as groups come), below a live one (4 of 8: 0.22)
+      update     a += right answers, b += wrong ones, for each group of G training rollouts
+      forgetting every step, every prompt's evidence (right, wrong, TDS) is multiplied by `decay`
+                 (0.98: a group weighs half after 34 steps), so the posterior follows a policy that
+                 moves, and a prompt left alone drifts back to the prior and is drawn again
+      OVS        the posterior's expected P (1 - P) = a b / ((a + b)(a + b + 1))
+      TDS        the mean TDS of its recent groups, with a0 pseudo-groups at 0.5
+  a0 and the decay were chosen by a simulation of the toy pools (informative groups per rollout) and
+  one run at a dead share of 0.9 (README, "When VAS pays").
 """
 import math
 from collections import Counter
@@ -139,7 +153,7 @@ class VarianceAwareSampler:
     """
 
     def __init__(self, num_prompts, batch_size, mixture_ratio=0.5, seed=0,
-                 alpha=0.8, beta=0.2, diversity="self_bleu", n=3):
+                 alpha=0.8, beta=0.2, diversity="self_bleu", n=3, decay=None, prior=0.1):
         for name, value in (("num_prompts", num_prompts), ("batch_size", batch_size)):
             if value < 1:
                 raise ValueError(f"{name} must be >= 1, got {value}")
@@ -157,6 +171,12 @@ class VarianceAwareSampler:
         # Per-prompt ingredients of VPS, kept for `update`; NaN until measured.
         self.pass_rate, self.tds = np.full(num_prompts, np.nan), np.full(num_prompts, np.nan)
         self._order, self._cursor, self.epoch = np.arange(0), 0, 0  # the uniform part's shuffle
+        # With `decay`: the evidence of the posterior (right, wrong answers, groups, their TDS), forgotten
+        # by `decay` a step; `prior` pseudo-counts (Beta(prior, prior) on P)
+        self.decay, self.prior = decay, prior
+        self.evidence = np.zeros((4, num_prompts))
+        if decay is not None:
+            self._posterior()
 
     def set_scores(self, vps):
         """Replace every VPS with raw scores: one finite, non-negative float per prompt."""
@@ -171,7 +191,9 @@ class VarianceAwareSampler:
     def update(self, prompt_ids, correct, responses, group=None):
         """Re-score prompt_ids[k] from its rollouts: 0/1 outcomes correct[k], unpadded responses[k].
         Pass rate and TDS are *replaced* by the ones measured here, then VPS is recomputed; a prompt
-        drawn twice is scored once on its pooled rollouts. TDS is the mean over consecutive chunks of
+        drawn twice is scored once on its pooled rollouts. With `decay` (one call a step; a refresh's
+        scoring is one more), every prompt's evidence is multiplied by it and these rollouts added to
+        the posterior instead. TDS is the mean over consecutive chunks of
         `group` of a prompt's responses (default: all as one set; a last, shorter chunk is left out),
         because self-BLEU against 7 references is not on the scale of self-BLEU against 31: scored from
         N = 32 in chunks of G = 8, a prompt's TDS compares with the TDS of its G training rollouts.
@@ -182,13 +204,33 @@ class VarianceAwareSampler:
             outcomes, texts = pooled.setdefault(int(pid), ([], []))
             outcomes.extend(np.asarray(c, dtype=float).ravel())
             texts.extend(r)
+        if self.decay is not None:
+            self.evidence *= self.decay  # VAS (no scoring bill): old groups fade, drawn or not
         for pid, (outcomes, texts) in pooled.items():
             size = min(group or len(texts), len(texts))
-            self.pass_rate[pid] = np.mean(outcomes)  # VAS: P(x), pass rate of the rollouts
-            self.tds[pid] = np.mean([trajectory_diversity_score(texts[i:i + size], self.diversity, self.n)
-                                     for i in range(0, len(texts) - size + 1, size)])  # VAS: TDS(x)
-            ovs = outcome_variance_score(outcomes)
-            self.scores[pid] = variance_promotion_score(ovs, self.tds[pid], self.alpha, self.beta)
+            tds = [trajectory_diversity_score(texts[i:i + size], self.diversity, self.n)
+                   for i in range(0, len(texts) - size + 1, size)]  # VAS: TDS(x) per chunk of G
+            if self.decay is not None:  # VAS (no scoring bill): add to the posterior
+                self.evidence[:, pid] += sum(outcomes), len(outcomes) - sum(outcomes), len(tds), sum(tds)
+                continue
+            self.pass_rate[pid], self.tds[pid] = np.mean(outcomes), np.mean(tds)  # VAS: P(x), TDS(x)
+            self.scores[pid] = variance_promotion_score(outcome_variance_score(outcomes), self.tds[pid],
+                                                        self.alpha, self.beta)
+        if self.decay is not None:
+            self._posterior()
+
+    def _posterior(self):
+        """VPS of every prompt from its posterior: Beta(prior + right, prior + wrong) on P, OVS its
+        expected P (1 - P), TDS the mean of its groups'. Beta(0.1, 0.1), never drawn: OVS = 0.01 /
+        (0.2 * 1.2) = 0.042, VPS = 0.8 * 0.042 + 0.2 * 0.5 = 0.133; after 16 right of 16 (two groups of
+        G = 8) with identical answers (TDS 0): a = 16.1, b = 0.1, OVS = 1.61 / (16.2 * 17.2) = 0.0058,
+        TDS = 0.05 / 2.1 = 0.024, VPS = 0.8 * 0.0058 + 0.2 * 0.024 = 0.0094."""
+        right, wrong, groups, tds = self.evidence
+        a, b = self.prior + right, self.prior + wrong
+        self.pass_rate = a / (a + b)  # the posterior mean
+        self.tds = (tds + 0.5 * self.prior) / (groups + self.prior)  # half a pseudo-group at TDS 0.5
+        ovs = a * b / ((a + b) * (a + b + 1))  # VAS: E[P (1 - P)] under Beta(a, b)
+        self.scores = variance_promotion_score(ovs, self.tds, self.alpha, self.beta)
 
     def score_pool(self, correct_per_prompt, responses_per_prompt, group=None):
         """Full refresh (every T_update steps): N scoring rollouts for each prompt of the pool, TDS
@@ -224,7 +266,7 @@ class VarianceAwareSampler:
         """Plain lists, ints, floats (RNG state too): loads with torch.load(weights_only=True)."""
         return dict(num_prompts=self.num_prompts, scores=self.scores.tolist(), tds=self.tds.tolist(),
                     pass_rate=self.pass_rate.tolist(), order=self._order.tolist(), cursor=self._cursor,
-                    epoch=self.epoch, rng=self.rng.bit_generator.state)
+                    epoch=self.epoch, rng=self.rng.bit_generator.state, evidence=self.evidence.tolist())
 
     def load_state_dict(self, state):
         """Restore a state so the future batches are exactly those the saved sampler would give."""
@@ -233,5 +275,7 @@ class VarianceAwareSampler:
         self.scores, self.pass_rate, self.tds = (
             np.asarray(state[key], dtype=float) for key in ("scores", "pass_rate", "tds"))
         self._order = np.asarray(state["order"], dtype=np.int64)
+        self.evidence = np.asarray(state["evidence"], dtype=float)
         self._cursor, self.epoch = int(state["cursor"]), int(state["epoch"])
         self.rng.bit_generator.state = state["rng"]
+

@@ -40,7 +40,7 @@ import mmr1  # noqa: E402
 
 # the benchmark's RL settings, as mmr1 flags; flags after `--` come later and win, on both sides
 SETTINGS = ["--prompts-per-step", "16", "--group-size", "8", "--max-new-tokens", "40", "--kl-coef", "0.01",
-            "--temperature", "1", "--top-p", "1", "--rl-lr", "1e-4", "--no-vas", "--eval-every", "0",
+            "--temperature", "1", "--rl-lr", "1e-4", "--no-vas", "--eval-every", "0",
             "--save-every", "0", "--num-test", "16", "--update-epochs", "1", "--micro-batch", "0",
             "--freeze-vision", "none"]  # TRL trains the vision tower too
 VISION_TOKENS = ["<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"]  # never sampled
@@ -139,7 +139,7 @@ def time_trl(sft_dir: str, a: mmr1.Args, o: argparse.Namespace) -> dict:
         per_device_train_batch_size=o.trl_batch, gradient_accumulation_steps=rollouts // o.trl_batch,
         num_generations=a.group_size, num_iterations=1, max_completion_length=a.max_new_tokens,
         # sampling set in full, so that nothing comes from a generation_config default
-        temperature=a.temperature, top_p=a.top_p, top_k=0, min_p=None, repetition_penalty=1.0,
+        temperature=a.temperature, top_p=1.0, top_k=0, min_p=None, repetition_penalty=1.0,
         generation_kwargs={"suppress_tokens": processor.tokenizer.convert_tokens_to_ids(VISION_TOKENS)},
         beta=a.kl_coef, epsilon=a.clip_low, epsilon_high=a.clip_high, loss_type="dapo", scale_rewards="group",
         learning_rate=a.rl_lr, weight_decay=a.weight_decay, lr_scheduler_type="constant", warmup_steps=0,
@@ -220,7 +220,7 @@ def main(argv: list[str] | None = None) -> dict:
         print("trl is not installed: timing mmr1 only. For the comparison: pip install trl==1.16.0")
         run_trl = False
     settings = dict(prompts_per_step=a.prompts_per_step, group_size=a.group_size, max_new_tokens=a.max_new_tokens,
-                    kl_coef=a.kl_coef, temperature=a.temperature, top_p=a.top_p, rl_lr=a.rl_lr, dtype=a.dtype,
+                    kl_coef=a.kl_coef, temperature=a.temperature, top_p=1.0, rl_lr=a.rl_lr, dtype=a.dtype,
                     steps=o.steps, timed_steps=o.steps - 2, sft_dir=sft_dir, seed=o.seed, trl_batch=o.trl_batch)
     res = dict(machine=machine(), settings=settings, mmr1=time_mmr1(sft_dir, mmr1_argv, a, o),
                trl=time_trl(sft_dir, a, o) if run_trl else None)

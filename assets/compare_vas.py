@@ -3,18 +3,21 @@
 A group whose G rewards all agree has advantage 0: it costs G rollouts and moves nothing. VAS predicts which
 prompts will disagree before rolling out (it scores the pool and draws by VPS); dynamic sampling (DAPO) filters
 after rolling out (drops the all-equal groups, draws more). Both can only gain where many prompts are dead,
-so this script builds RL pools with a chosen dead share d, all from the toy generator's RL split:
-    d of the pool      "colour" prompts: the cold start answers them right (most groups all right: dead)
+so this script trains on RL pools with a chosen dead share d (`mmr1.py --dead-share d`, data.dead_pool):
+    d / 2 of the pool  "colour" prompts: the cold start answers them right (its groups agree: dead)
+    d / 2 of the pool  "octagon" prompts: a shape it never saw named, never answered (its groups agree: dead)
     1 - d of the pool  "biggest shape" prompts: sometimes right, the family RL fixes (live)
-Every run starts from one cold start and is evaluated on the standard held-out split (all four families).
-Arms (flags after `--` go to every run; the arm's own flags win):
-    uniform   prompts from an epoch-long shuffle (the paper's baseline)
-    vas-0.5   VAS, lambda = 0.5 (full re-scoring every T_update steps plus online updates, the defaults)
-    vas-1.0   VAS, lambda = 1.0
-    filter    dynamic sampling: --filter-groups 4 (up to 4 batches drawn a step to keep B groups that differ)
-Compute is counted in rollouts generated (training, VAS scoring and dropped groups alike); for each arm the
-rollouts needed until held-out accuracy on --target-family first reaches --target, with a 95% interval over
-seeds, and VAS and filtering against uniform (Welch).
+and share 0 is the default pool of every family. Every run starts from one cold start and is evaluated on the
+standard held-out split (all four families). Arms (flags after `--` go to every run; the arm's own flags win):
+    uniform       prompts from an epoch-long shuffle (the paper's baseline)
+    vas-paper     the paper's VAS: N = 8 rollouts of every prompt at step 0 and every T_update = 30 steps,
+                  no online updates, lambda = 1.0 (vas-paper-0.5: lambda = 0.5)
+    vas-free      VAS with no scoring rollouts: a decayed Beta posterior per prompt fed by training groups
+    filter        dynamic sampling: --filter-groups 4 (up to 4 batches drawn a step to keep B groups that differ)
+Every arm runs on one clock: to the same budget of rollouts generated (training, VAS scoring and dropped
+groups alike) and evaluated at the first step past each multiple of --eval-rollouts. For each arm the rollouts
+needed until held-out accuracy on --target-family first reaches each target, with a 95% interval over seeds,
+and each arm against uniform (Welch); accuracy at the budget's end.
 
     python assets/compare_vas.py --init-from runs/cold/sft      # the README's experiment (see there)
 Runs land in --workdir, one directory per share, arm and seed; a finished run (its summary.json exists) is
@@ -41,27 +44,13 @@ import data  # noqa: E402
 import mmr1  # noqa: E402
 
 ARMS = {"uniform": ["--no-vas"],
-        "vas-0.5": ["--vas", "--mixture-ratio", "0.5"],
-        "vas-1.0": ["--vas", "--mixture-ratio", "1.0"],
+        "vas-paper": ["--vas", "--no-vas-online", "--mixture-ratio", "1.0"],
+        "vas-paper-0.5": ["--vas", "--no-vas-online", "--mixture-ratio", "0.5"],
+        "vas-free": ["--vas", "--num-scoring", "0", "--mixture-ratio", "1.0"],
+        "vas-free-0.5": ["--vas", "--num-scoring", "0", "--mixture-ratio", "0.5"],
         "filter": ["--no-vas", "--filter-groups", "4"]}
-COMMON = ["--eval-every", "5", "--num-test", "200"]  # flags after `--` may override these
-DEAD, LIVE = "colour", "biggest"
-
-
-def write_pool(share: float, out: str, argv: list[str]) -> str:
-    """A --data directory: an RL pool of --num-rl prompts, `share` of them dead (DEAD family) and the rest live
-    (LIVE family), drawn in order from the toy generator's RL split; the standard held-out split as test."""
-    if not os.path.exists(os.path.join(out, "rl.jsonl")):
-        args = mmr1.parse_args(argv)
-        splits = data.toy_splits(args)
-        n_dead = round(share * args.num_rl)
-        draw = data.make_geometry_dataset(8 * args.num_rl, args.data_seed * 3 + 1, args.image_size, "rl-")
-        pool = ([e for e in draw if e.family == DEAD][:n_dead]
-                + [e for e in draw if e.family == LIVE][:args.num_rl - n_dead])
-        data.export_data({"sft": splits["sft"][:8], "rl": pool, "test": splits["test"]}, out + ".tmp")
-        shutil.rmtree(out, ignore_errors=True)
-        os.rename(out + ".tmp", out)
-    return out
+# one clock: every arm to the same rollouts generated, evaluated every 640 (five uniform steps of 16 x 8)
+COMMON = ["--rl-steps", "100000", "--rollout-budget", "10240", "--eval-rollouts", "640", "--num-test", "200"]
 
 
 def run_arm(argv: list[str], out: str) -> dict:
@@ -87,8 +76,15 @@ def read_run(out: str, family: str) -> dict:
             "zero_std_start": float(np.mean([r["reward/zero_std_frac"] for r in rl[:5]])),  # the pool as it began
             "dropped_frac": rl[-1]["rollouts/dropped"] / rl[-1]["rollouts/total"],
             "scoring_rollouts": sum("vas/refresh_s" in r for r in rl) * args["num_rl"] * args["num_scoring"],
-            "grad_norm": float(np.median([r["train/grad_norm"] for r in rl])),
+            "grad_norm": float(np.median([r["train/grad_norm"] for r in rl if "train/grad_norm" in r])),
             "wall_s": rl[-1]["perf/wall_s"]}
+
+
+def scoring_bill(pool: int, num_scoring: int, refresh_every: int, prompts_per_step: int, group_size: int) -> float:
+    """VAS's scoring rollouts over the training rollouts of the same window: pool * N every T_update steps
+    against B * G a step. The paper's main text on MMR1-RL's 15k prompts: 15000 * 32 / (512 * 8 * 35) = 3.35;
+    its Table 6 (N = 16, T_update = 56): 1.05."""
+    return pool * num_scoring / (prompts_per_step * group_size * refresh_every)
 
 
 def to_target(run: dict, target: float) -> float | None:
@@ -208,11 +204,12 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--init-from", default="", help="SFT checkpoint; default: run the cold start once first")
     p.add_argument("--out", default=os.path.join(ROOT, "assets"), help="where the figure and tables go")
     p.add_argument("--workdir", default=os.path.join(ROOT, "runs", "compare_vas"), help="one run per arm and seed")
-    p.add_argument("--shares", type=float, nargs="+", default=[0.25, 0.75, 0.9], help="dead shares d of the pool")
+    p.add_argument("--shares", type=float, nargs="+", default=[0.0, 0.25, 0.75, 0.9],
+                   help="dead shares d of the pool; 0: the default pool, every family")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
-    p.add_argument("--rl-steps", type=int, nargs="+", default=[60], help="RL steps, one for all or one per share")
     p.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
-    p.add_argument("--target-family", default=LIVE, help="the family whose held-out accuracy sets the target")
+    p.add_argument("--gather", action="store_true", help="run nothing: tables and figure from the finished runs")
+    p.add_argument("--target-family", default=data.LIVE, help="the family whose held-out accuracy sets the target")
     p.add_argument("--targets", type=float, nargs="+", default=[0.7, 0.8, 0.9],
                    help="held-out accuracies to reach on --target-family (the notebook shows the middle one)")
     a = p.parse_args(argv[:argv.index("--")] if "--" in argv else argv)
@@ -224,16 +221,18 @@ def main(argv: list[str] | None = None) -> dict:
         run_arm([*extra, "--rl-steps", "0"], os.path.join(a.workdir, "sft"))
         ckpt = os.path.join(a.workdir, "sft", "sft")
     results = {}
-    for share, steps in zip(a.shares, a.rl_steps * len(a.shares) if len(a.rl_steps) == 1 else a.rl_steps):
-        data_dir = write_pool(share, os.path.join(a.workdir, f"data-{share}"), [*COMMON, *extra])
+    for share in a.shares:
         results[share] = {arm: {} for arm in a.arms}
         for arm in a.arms:
             for seed in a.seeds:
                 out = os.path.join(a.workdir, f"d{share}", f"{arm}-{seed}")
+                if a.gather and not os.path.exists(os.path.join(out, "summary.json")):
+                    continue  # this share runs this arm with other seeds, or not at all
                 print(f"[{time.time() - t0:6.0f} s] dead share {share}, {arm}, seed {seed} -> {out}", flush=True)
-                run_arm([*COMMON, "--rl-steps", str(steps), *extra, "--data", data_dir, "--init-from", ckpt,
-                         "--seed", str(seed), *ARMS[arm]], out)
+                run_arm([*COMMON, *extra, "--dead-share", str(share), "--init-from", ckpt, "--seed", str(seed),
+                         *ARMS[arm]], out)
                 results[share][arm][seed] = read_run(out, a.target_family)
+        results[share] = {arm: seeds for arm, seeds in results[share].items() if seeds}
     command = ("python assets/compare_vas.py " + " ".join(argv)).strip()
     plot(results, a.target_family, a.targets, os.path.join(a.out, "vas_compare.png"))
     md = "\n".join(table(results, a.target_family, a.targets) + ["", f"Regenerate: `{command}`"]) + "\n"

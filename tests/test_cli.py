@@ -67,7 +67,7 @@ def test_cli_run_learns_and_writes_metrics_summary_and_checkpoints(tiny_run, col
     assert summary["eval/accuracy_after_rl"] == rl[-1]["eval/accuracy"]
     assert summary["eval/accuracy_after_rl_colour"] == rl[-1]["eval/accuracy_colour"]
     splits = data.toy_splits(mmr1.parse_args(TINY_RL))
-    assert summary["eval/blind_baseline"] == mmr1.blind_baseline(splits["sft"], splits["test"])
+    assert summary["eval/blind_baseline"] == data.blind_baseline(splits["sft"], splits["test"])
     assert summary["model/parameters"] == sum(w.numel() for k, w in weights(cold_start).items()
                                               if k != "lm_head.weight")  # tied to the embedding
     assert summary["time/total_s"] >= summary["time/rl_s"] > 0 and summary["memory/peak_rss_mb"] > 100
@@ -147,6 +147,9 @@ def test_unreachable_model_says_how_to_get_it():
     with pytest.raises(SystemExit) as e:
         mmr1.load_policy(args, texts=[])
     assert "nobody/no-such-model" in str(e.value) and "--model DIR" in str(e.value)
+    command = str(e.value).split("`")[1].split()  # the download advice is a command the pinned packages install
+    assert command[:2] == ["hf", "download"]
+    assert subprocess.run([*command[:2], "--help"], capture_output=True).returncode == 0
 
 
 def test_presets_set_paper_values_and_flags_win():

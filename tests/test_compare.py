@@ -1,40 +1,43 @@
-"""assets/compare_vas.py end to end on a tiny configuration: a pool with a dead share, every arm, outputs."""
+"""assets/compare_vas.py end to end on a tiny configuration: a pool with a dead share, the arms on one rollout clock,
+the outputs; its statistics and the scoring bill by hand."""
 import json
 import os
 import sys
 
+import pytest
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "assets"))
 import compare_vas  # noqa: E402
-from helpers import FROM_COLD_START, assert_learning_signal  # noqa: E402
+from helpers import FROM_COLD_START  # noqa: E402
 
 TINY = [*FROM_COLD_START, "--num-rl", "8", "--num-test", "8", "--prompts-per-step", "2", "--group-size", "4",
-        "--num-scoring", "2", "--refresh-every", "1", "--eval-every", "1"]
+        "--num-scoring", "2", "--refresh-every", "1", "--rollout-budget", "32", "--eval-rollouts", "8"]
+ARMS = ["uniform", "vas-paper", "vas-free", "filter"]
 
 
-def test_compare_builds_the_pool_runs_every_arm_and_resumes(tmp_path, cold_start):
+def test_compare_runs_the_arms_on_one_rollout_clock_and_resumes(tmp_path, cold_start):
     argv = ["--init-from", cold_start, "--out", str(tmp_path), "--workdir", str(tmp_path / "runs"), "--seeds", "3",
-            "--shares", "0.75", "--rl-steps", "2", "--targets", "0.0", "--", *TINY]
+            "--shares", "0.75", "--arms", *ARMS, "--targets", "0.0", "--", *TINY]
     compare_vas.main(argv)
-    rl = [json.loads(line) for line in open(tmp_path / "runs" / "data-0.75" / "rl.jsonl")]
-    assert [r["family"] for r in rl] == ["colour"] * 6 + ["biggest"] * 2  # 75% dead, drawn in order
-    test = [json.loads(line)["family"] for line in open(tmp_path / "runs" / "data-0.75" / "test.jsonl")]
-    assert test == ["colour", "biggest", "shape", "count"] * 2  # the standard held-out split
-    for arm in compare_vas.ARMS:  # every arm learned something, from the shared cold start
-        assert_learning_signal(tmp_path / "runs" / "d0.75" / f"{arm}-3", cold_start)
+    results = json.load(open(tmp_path / "vas_compare.json"))["results"]["0.75"]
+    uniform, paper, free = (results[arm]["3"] for arm in ("uniform", "vas-paper", "vas-free"))
+    # a step is 2 prompts x G = 4 = 8 rollouts; evaluated at each multiple of 8, stopped at 32 generated.
+    # The paper's VAS scores the pool of 8 with N = 2 before every step too: 24 a step, an evaluation each
+    assert uniform["rollouts"] == [0, 8, 16, 24, 32] and uniform["scoring_rollouts"] == 0
+    assert paper["rollouts"] == [0, 24, 48] and paper["scoring_rollouts"] == 32
+    assert free["rollouts"] == [0, 8, 16, 24, 32] and free["scoring_rollouts"] == 0  # no scoring bill
+    assert compare_vas.to_target(paper, 0.0) == 0 and compare_vas.to_target(paper, 1.01) is None
+    for arm in ARMS:
+        args = json.load(open(tmp_path / "runs" / "d0.75" / f"{arm}-3" / "args.json"))
+        assert (args["dead_share"], args["seed"], args["init_from"]) == (0.75, 3, cold_start)
+        assert [args[k] for k in ("vas", "vas_online", "num_scoring", "filter_groups")] == {
+            "uniform": [False, True, 2, 0], "vas-paper": [True, False, 2, 0], "vas-free": [True, True, 0, 0],
+            "filter": [False, True, 2, 4]}[arm]
     assert (tmp_path / "vas_compare.png").stat().st_size > 10_000
     rows = [line for line in (tmp_path / "vas_compare.md").read_text().splitlines() if line.startswith("| 0.75")]
     arms = [next(c.strip() for c in r.split("|") if c.strip() in compare_vas.ARMS) for r in rows]
-    assert arms == list(compare_vas.ARMS) * 3  # rollouts to the target, accuracy at equal rollouts, statistics
-    results = json.load(open(tmp_path / "vas_compare.json"))["results"]["0.75"]
-    run, uniform = results["vas-0.5"]["3"], results["uniform"]["3"]
-    assert run["eval_steps"] == [0, 1, 2] and run["rollouts"][0] == 0
-    # uniform: 2 steps x 2 prompts x G = 4; VAS scores the pool of 8 with N = 2 before each step as well
-    assert uniform["rollouts"] == [0, 8, 16] and run["rollouts"] == [0, 8 + 16, 2 * (8 + 16)]
-    assert run["scoring_rollouts"] == 32 and uniform["scoring_rollouts"] == 0
-    assert compare_vas.to_target(run, 0.0) == 0 and compare_vas.to_target(run, 1.01) is None
-    args = json.load(open(tmp_path / "runs" / "d0.75" / "filter-3" / "args.json"))
-    assert (args["filter_groups"], args["seed"], args["vas"], args["init_from"]) == (4, 3, False, cold_start)
+    assert arms == ARMS * 3  # rollouts to the target, accuracy at equal rollouts, statistics
     # a second call finds every run finished and only redraws
     metrics = tmp_path / "runs" / "d0.75" / "uniform-3" / "metrics.jsonl"
     lines = metrics.read_text().count("\n")
@@ -61,3 +64,11 @@ def test_a_target_uniform_never_reached_bounds_the_difference():
     uniform, vas_row = (next(x for x in lines if x.startswith(f"| 0.9 | {arm} |")) for arm in ("uniform", "vas-1.0"))
     assert "| 1/2 |" in uniform and "| 2/2 |" in vas_row
     assert "<= -1,200 [" in vas_row  # mean(300, 500) - mean(2000 at its end, 1200)
+
+
+def test_scoring_bill_hand_computed():
+    # pool * N / (B * G * T_update): scoring rollouts per training rollout
+    assert compare_vas.scoring_bill(15000, 32, 35, 512, 8) == pytest.approx(3.348, abs=1e-3)  # paper, main text
+    assert compare_vas.scoring_bill(15000, 16, 56, 512, 8) == pytest.approx(1.046, abs=1e-3)  # paper, Table 6
+    assert compare_vas.scoring_bill(10000, 8, 4, 512, 8) == pytest.approx(4.883, abs=1e-3)  # released config
+    assert compare_vas.scoring_bill(256, 8, 30, 16, 8) == pytest.approx(2048 / 3840)  # tiny default: 0.5333

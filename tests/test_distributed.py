@@ -52,7 +52,7 @@ def grpo_steps(out: str, fsdp: bool = False) -> dict:
         old = mmr1.token_logprobs(policy.model, policy, prompts, ids, mask, args)  # on-policy: pi_old = pi
     batch = mmr1.Rollouts(prompts, ids, mask, [completions[r] for r in rows], old * mask, [], rewards[rows],
                           rewards[rows], rewards[rows])
-    adv, ref_logp = mmr1.group_advantages(rewards[rows], G), mmr1.reference_logprobs(ref, policy, batch, args)
+    adv, ref_logp = mmr1.group_advantages(rewards[rows], G), mmr1.frozen_logprobs(ref, policy, batch, args)
     start = {k: v.clone() for k, v in mmr1.full_state(policy.model).items()}
     steps = [mmr1.grpo_update(policy, opt, batch, adv, ref_logp, args) for _ in range(2)]
     result = dict(loss=[s[0] for s in steps], kl=[s[1]["kl"] for s in steps], grad_norm=[s[2] for s in steps],
@@ -92,7 +92,7 @@ def filtered_step(fsdp: bool = False) -> dict:
     finally:
         mmr1.rollout = real
     rows = [c for c, m in zip(ro.completions, ro.mask) if m.sum() > 0]  # this rank's kept rollouts
-    adv, ref_logp = mmr1.group_advantages(ro.rewards, G), mmr1.reference_logprobs(ref, policy, ro, args)
+    adv, ref_logp = mmr1.group_advantages(ro.rewards, G), mmr1.frozen_logprobs(ref, policy, ro, args)
     loss, stats, grad_norm, _ = mmr1.grpo_update(policy, opt, ro, adv, ref_logp, args)
     return dict(kept=[c for per_rank in mmr1.gather(rows) for c in per_rank], drawn=drawn, n=kept,
                 groups=len(ro.prompts), loss=loss, kl=stats["kl"], grad_norm=grad_norm)

@@ -329,7 +329,7 @@ class _Toy(torch.nn.Module):
         self.theta = torch.nn.Parameter(torch.zeros(3, dtype=torch.float64))
 
 
-def _toy_logprobs(net, policy, prompts, completions, mask, args):  # stands in for mmr1.token_logprobs
+def _toy_logprobs(net, policy, prompts, completions, mask, args, *rest, **kwargs):  # for mmr1.token_logprobs
     return torch.log_softmax(net.theta, -1)[completions]  # (N, C)
 
 
@@ -341,7 +341,7 @@ def _toy_step(grpo_step, rewards, correct, lr=1.0, nan=False, **flags):
     ro = mmr1.Rollouts([None], tokens, torch.ones(4, 1), tokens.tolist(), old_logp, [""] * 4, torch.tensor(rewards),
                        torch.tensor(correct), torch.ones(4))
     args = dataclasses.replace(mmr1.Args(), group_size=4, prompts_per_step=1, kl_coef=0.0, **flags)
-    logprobs = (lambda *a: _toy_logprobs(*a) * math.nan) if nan else _toy_logprobs  # a non-finite loss
+    logprobs = (lambda *a, **k: _toy_logprobs(*a) * math.nan) if nan else _toy_logprobs  # a non-finite loss
     with mock.patch.object(mmr1, "token_logprobs", logprobs), \
             mock.patch.dict(grpo_step.__globals__, token_logprobs=logprobs):
         result = grpo_step(types.SimpleNamespace(model=net), torch.optim.SGD(net.parameters(), lr=lr), ro, None, args)

@@ -44,7 +44,7 @@ def run_args(**kw):
 def test_greedy_sample_equals_generate(policy):
     prompts, args = prompts_of_different_lengths(policy), run_args(max_new_tokens=12)
     batch = mmr1.prompt_batch(policy, prompts, "cpu")
-    ids, mask, _ = mmr1.sample(policy, batch, 1, args, greedy=True)
+    ids, mask, _ = mmr1.sample(policy, batch, torch.arange(len(prompts)), args, greedy=True)
     inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "pixel_values", "image_grid_thw")}
     image_tokens = (batch["input_ids"] == policy.model.config.image_token_id).int()  # M-RoPE for generate too
     out = policy.model.generate(**inputs, mm_token_type_ids=image_tokens, do_sample=False, max_new_tokens=12,
@@ -57,7 +57,8 @@ def test_greedy_sample_equals_generate(policy):
 def test_sampled_logprobs_equal_teacher_forcing_and_training_uses_m_rope(policy):
     prompts, args = prompts_of_different_lengths(policy), run_args(max_new_tokens=10, temperature=0.7)
     torch.manual_seed(1)
-    ids, mask, logp = mmr1.sample(policy, mmr1.prompt_batch(policy, prompts, "cpu"), 3, args)
+    ids, mask, logp = mmr1.sample(policy, mmr1.prompt_batch(policy, prompts, "cpu"),
+                                  torch.arange(len(prompts)).repeat_interleave(3), args)
     with torch.no_grad():
         forced = mmr1.token_logprobs(policy.model, policy, prompts, ids, mask, args)
         # the same by hand: one full row per rollout, 3D positions straight from get_rope_index
@@ -88,7 +89,8 @@ def test_sampled_logprobs_equal_teacher_forcing_and_training_uses_m_rope(policy)
 def test_shared_prefix_logprobs_and_gradients_equal_full_rows(policy, which):
     prompts, args = prompts_of_different_lengths(policy), run_args(max_new_tokens=8)
     torch.manual_seed(2)
-    ids, mask, _ = mmr1.sample(policy, mmr1.prompt_batch(policy, prompts, "cpu"), 4, args)
+    ids, mask, _ = mmr1.sample(policy, mmr1.prompt_batch(policy, prompts, "cpu"),
+                               torch.arange(len(prompts)).repeat_interleave(4), args)
     model = policy.model.train() if which == "policy" else mmr1.frozen_copy(policy.model, args)
     values, grads = [], []
     for shared in (True, False):
@@ -102,14 +104,6 @@ def test_shared_prefix_logprobs_and_gradients_equal_full_rows(policy, which):
         assert (a - b).norm() <= 1e-5 * b.norm() + 1e-8
     if grads:  # the gradient reaches the prompt: the vision tower is only in the shared prefill
         assert grads[0][list(dict(model.named_parameters())).index("model.visual.patch_embed.proj.weight")].norm() > 0
-
-
-def test_top_p_keeps_the_smallest_set_that_reaches_p():
-    probs = torch.tensor([[0.5, 0.3, 0.15, 0.05]], dtype=torch.float64)
-    assert mmr1._top_p(probs, 0.7).tolist() == [[0.5, 0.3, 0.0, 0.0]]  # 0.5 < 0.7, 0.5 + 0.3 >= 0.7
-    assert mmr1._top_p(probs, 0.5).tolist() == [[0.5, 0.0, 0.0, 0.0]]
-    assert mmr1._top_p(probs[:, [2, 0, 3, 1]], 0.7).tolist() == [[0.0, 0.5, 0.0, 0.3]]  # in any order
-    assert torch.equal(mmr1._top_p(probs, 1.0), probs)
 
 
 def test_completion_mask_by_hand():
