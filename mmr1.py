@@ -109,7 +109,7 @@ class Args:
     sft_lr: float = flag(1e-3, "peak lr, cosine with 10% warm-up (the paper: 1e-5)", valid="(0, inf)")
     # GRPO
     rl_steps: int = flag(60, "RL optimiser steps; 0 skips RL")
-    rollout_budget: int = flag(0, "also stop RL once this many rollouts are generated (all kinds); 0: no")
+    rollout_budget: int = flag(0, "stop RL after the step that reaches this many rollouts generated; 0: no")
     prompts_per_step: int = flag(16, "B, prompts per RL step (the paper: 512)", valid="[1, inf)")
     group_size: int = flag(8, "G, rollouts per prompt (the paper: 8)", valid="[2, inf)")  # 1: no variance
     rl_lr: float = flag(5e-5, "RL learning rate (the paper: 1e-6)", valid="(0, inf)")
@@ -799,12 +799,14 @@ def rl(policy: Policy, pool: list[Example], test: list[Example], args: Args, met
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=args.rl_lr,
                             weight_decay=args.weight_decay)
     mixture = args.mixture_ratio if args.vas else 0.0  # lambda = 0: every prompt from the epoch shuffle
-    decay = args.vas_decay if args.vas_online else None  # VAS: the posterior, or the paper's scores
+    decay = args.vas_decay if args.vas and args.vas_online else None  # VAS: the posterior, or the paper's
     sampler = vas.VarianceAwareSampler(len(pool), args.prompts_per_step, mixture, args.seed, args.alpha,
                                        args.beta, args.diversity, decay=decay)
     counters = dict(step=0, skipped=0, refresh_s=0.0, rollouts=0, dropped=0, wall_s=0.0)  # checkpointed
     run = restore(state, model, opt, counters, sampler=sampler)
     for step in (bar := progress(range(run["step"], args.rl_steps), "rl")):  # line 6
+        if 0 < args.rollout_budget <= run["rollouts"]:  # reached by the step before, or by the run resumed
+            break
         clock = [time.time()]
         refresh = args.vas and args.num_scoring and (step == 0 or args.refresh_every
                                                      and step % args.refresh_every == 0)
@@ -832,8 +834,6 @@ def rl(policy: Policy, pool: list[Example], test: list[Example], args: Args, met
                         zero_std=f"{metrics['reward/zero_std_frac']:.2f}")
         end_of_step(args, model, opt, metrics_file, dict(run, step=step + 1, stage="rl"), last,
                     sampler=sampler)
-        if last:
-            break
 
 
 def rl_metrics(step: int, run: dict, ro: Rollouts, outcomes: list, kept: int, refresh: bool, clock: list,
@@ -1239,8 +1239,8 @@ def end_of_step(args: Args, model, opt, metrics_file, run: dict, last: bool = Fa
 
 
 # flags a continued run may change: how long it runs, how often it logs and saves, where and on what
-MAY_DIFFER_ON_RESUME = ("out", "resume", "rl_steps", "eval_every", "save_every", "device", "micro_batch",
-                        "rollout_batch", "fsdp")
+MAY_DIFFER_ON_RESUME = ("out", "resume", "rl_steps", "rollout_budget", "eval_every", "eval_rollouts",
+                        "save_every", "device", "micro_batch", "rollout_batch", "fsdp")
 
 
 def open_run_dir(args: Args) -> dict | None:
