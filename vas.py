@@ -29,7 +29,7 @@ whose recent groups agreed):
                  moves, and a prompt left alone drifts back to the prior and is drawn again
       OVS        the posterior's expected P (1 - P) = a b / ((a + b)(a + b + 1))
       TDS        the mean TDS of its recent groups, with a0 pseudo-groups at 0.5
-  a0 and the decay were chosen by a simulation of the toy pools (informative groups per rollout) and
+  a0 and the decay were chosen by a simulation of the toy pools (`python assets/sim_posterior.py`) and
   one run at a dead share of 0.9 (README, "When VAS pays").
 """
 import math
