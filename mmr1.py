@@ -96,7 +96,7 @@ class Args:
     min_pixels: int = flag(0, "images resized to at least this many pixels; 0: the model's (paper: 7056)")
     max_pixels: int = flag(0, "images resized to at most this many pixels; 0: the model's (paper: 1048576)")
     teacher_error: float = flag(0.6, 'share of "biggest" rationales naming the small shape', valid="[0, 1]")
-    dead_share: float = flag(0.0, "share of dead prompts in the toy RL pool (data.dead_pool); 0: all kinds")
+    dead_share: float = flag(0.0, "toy RL pool with this dead share (data.dead_pool); 0: the default pool")
     # model
     grad_checkpointing: bool = flag(False, "trade compute for memory (the presets turn it on)")
     freeze_vision: str = flag("rl", 'stages with a frozen vision tower ("rl": it learns to see in SFT only)',
