@@ -72,6 +72,7 @@ def read_run(out: str, family: str) -> dict:
             "rollouts": [r["rollouts/total"] for r in evals],
             "accuracy": [r["eval/accuracy"] for r in evals],
             "target_accuracy": [r[f"eval/accuracy_{family}"] for r in evals],
+            "family_accuracy": {k.split("_", 1)[1]: [r[k] for r in evals] for k in evals[0] if "accuracy_" in k},
             "zero_std_frac": float(np.mean([r["reward/zero_std_frac"] for r in rl])),
             "zero_std_start": float(np.mean([r["reward/zero_std_frac"] for r in rl[:5]])),  # the pool as it began
             "dropped_frac": rl[-1]["rollouts/dropped"] / rl[-1]["rollouts/total"],

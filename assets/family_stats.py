@@ -7,6 +7,7 @@ the mean number the model boxed. Run it on a run's sft/ and final/ to see what R
 
     python assets/family_stats.py runs/default-seed2/sft
     python assets/family_stats.py runs/default-seed2/final
+    python assets/family_stats.py runs/cold-1/sft --dead-share 0.9   # the pools of "When VAS pays"
 """
 import argparse
 import os
@@ -39,14 +40,17 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("checkpoint", help="a run's sft/ or final/ directory")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--dead-share", type=float, default=0.0, help="the RL pool of mmr1.py --dead-share")
     a = p.parse_args(argv)
-    args = mmr1.parse_args(["--init-from", a.checkpoint])  # the toy data and sampling flags of the default
+    # the toy data and sampling flags of the default
+    args = mmr1.parse_args(["--init-from", a.checkpoint, "--dead-share", str(a.dead_share)])
     splits = data.toy_splits(args)
     policy = mmr1.load_policy(args, [])
     print(f"{a.checkpoint}: G = {args.group_size} rollouts per prompt at temperature {args.temperature}")
     print(f"{'':<16}{'accuracy':>9}{'all wrong':>10}{'all right':>10}{'length':>8}{'boxed':>7}")
     mmr1.set_seed(a.seed)
-    for family, rows in group_stats(policy, splits["rl"], args, lambda e: e.family).items():
+    kind = lambda e: "octagon" if e.answer == "octagon" else e.family  # noqa: E731 (dead_pool's never-solved)
+    for family, rows in group_stats(policy, splits["rl"], args, kind).items():
         v = rows[:, :4].mean(0)
         print(f"{family:<16}{v[0]:>9.2f}{v[1]:>10.2f}{v[2]:>10.2f}{v[3]:>8.1f}")
     counts = [e for e in splits["rl"] + splits["test"] if e.family == "count"]

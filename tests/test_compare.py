@@ -27,6 +27,8 @@ def test_compare_runs_the_arms_on_one_rollout_clock_and_resumes(tmp_path, cold_s
     assert uniform["rollouts"] == [0, 8, 16, 24, 32] and uniform["scoring_rollouts"] == 0
     assert paper["rollouts"] == [0, 24, 48] and paper["scoring_rollouts"] == 32
     assert free["rollouts"] == [0, 8, 16, 24, 32] and free["scoring_rollouts"] == 0  # no scoring bill
+    assert sorted(free["family_accuracy"]) == ["biggest", "colour", "count", "shape"]  # per family, every evaluation
+    assert free["family_accuracy"]["biggest"] == free["target_accuracy"] and len(free["family_accuracy"]["count"]) == 5
     assert compare_vas.to_target(paper, 0.0) == 0 and compare_vas.to_target(paper, 1.01) is None
     for arm in ARMS:
         args = json.load(open(tmp_path / "runs" / "d0.75" / f"{arm}-3" / "args.json"))
