@@ -696,7 +696,7 @@ def sft(policy: Policy, examples: list[Example], args: Args, metrics_file, state
     """Cold-start SFT: token-mean cross-entropy on the assistant's tokens (rationale + end-of-turn) only."""
     model, device = policy.model, next(policy.model.parameters()).device
     if missing := [ex.id for ex in examples if not ex.rationale]:  # else it learns to answer unreasoned
-        raise SystemExit(f"SFT trains on each sft row's `rationale` (<think>...</think><answer>...</answer>):"
+        raise SystemExit(f"SFT trains on each sft row's `rationale` (<think>...</think><answer>...): "
                          f"{len(missing)} have none, first {missing[0]}; add them, or skip SFT (--init-from)")
     targets = [policy.tokenizer(ex.rationale, add_special_tokens=False)["input_ids"] + [policy.eos]
                for ex in examples]

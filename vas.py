@@ -228,7 +228,7 @@ class VarianceAwareSampler:
         right, wrong, groups, tds = self.evidence
         a, b = self.prior + right, self.prior + wrong
         self.pass_rate = a / (a + b)  # the posterior mean
-        self.tds = (tds + 0.5 * self.prior) / (groups + self.prior)  # half a pseudo-group at TDS 0.5
+        self.tds = (tds + 0.5 * self.prior) / (groups + self.prior)  # `prior` pseudo-groups at TDS 0.5
         ovs = a * b / ((a + b) * (a + b + 1))  # VAS: E[P (1 - P)] under Beta(a, b)
         self.scores = variance_promotion_score(ovs, self.tds, self.alpha, self.beta)
 
