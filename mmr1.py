@@ -25,9 +25,10 @@ Deviations from the paper, and why:
    `--update-epochs` > 1 gives PPO-style reuse with clipping.
 3. VAS as the paper defines it, not as the official code computes it (see `vas.py`): diversity is
    1 - self-BLEU on unpadded responses, and VPS is used unnormalised.
-4. Beyond the paper: `--vas-online` keeps a posterior of each prompt's pass rate, fed by its G training
-   rollouts for free, so the re-scoring of the pool every T_update steps (VAS's main cost) can be rarer
-   or, with `--num-scoring 0`, gone (`vas.py`); `--no-vas-online` is the paper's VAS.
+4. Beyond the paper: `--vas` keeps a posterior of each prompt's pass rate, fed by its G training rollouts
+   for free, and needs no scoring rollouts (`--num-scoring 0`, the default; `vas.py`): the paper's
+   re-scoring of the pool every T_update steps is VAS's main cost. `--vas --no-vas-online --num-scoring N`
+   is the paper's VAS.
 5. The toy cold-start rationales come from a flawed teacher (`--teacher-error`): on "biggest shape"
    items it reasons right, then answers for the small shape, as distilled chain-of-thought errs, while
    the data's answer stays true: imitation copies the flaw, RL with a verifier can undo it.
@@ -127,7 +128,7 @@ class Args:
     # VAS
     vas: bool = flag(False, "Variance-Aware Sampling; off = uniform shuffle (the paper's baseline)")
     mixture_ratio: float = flag(0.5, "lambda, share of a batch drawn by VPS (the paper: 0.5)", valid="[0, 1]")
-    num_scoring: int = flag(8, "N, rollouts a prompt when scoring the pool (the paper: 32); 0: no scoring")
+    num_scoring: int = flag(0, "N, rollouts a prompt when scoring the pool (the paper: 32); 0: no scoring")
     refresh_every: int = flag(30, "T_update, RL steps between full re-scorings (the paper: 35); 0 = never")
     alpha: float = flag(0.8, "alpha, weight of OVS in VPS (the paper: 0.8)")
     beta: float = flag(0.2, "beta, weight of TDS in VPS (the paper: 0.2)")
@@ -146,7 +147,7 @@ PRESETS = {"Qwen2.5-VL-3B": "Qwen/Qwen2.5-VL-3B-Instruct", "Qwen2.5-VL-7B": "Qwe
 # rollout_batch, the KV cache: 36 layers x 2 (K, V) x 2 heads x 128 x 2 B = 36 KB a token for 3B (57 KB
 # for 7B); 64 rollouts x (2048 + 4096) tokens = 14 GB (22 GB), beside 60 GB of weights, gradients, moments
 PAPER_SETTINGS = dict(sft_lr=1e-5, rl_lr=1e-6, temperature=0.6, group_size=8, kl_coef=0.01, clip_low=0.2,
-                      clip_high=0.2, max_new_tokens=4096, num_scoring=32, refresh_every=35, dtype="bfloat16",
+                      clip_high=0.2, max_new_tokens=4096, refresh_every=35, dtype="bfloat16",
                       grad_checkpointing=True, freeze_vision="all", min_pixels=7056, max_pixels=1048576,
                       micro_batch=4, rollout_batch=64)
 
@@ -171,7 +172,8 @@ def parse_args(argv: list[str] | None = None) -> Args:
               for f in dataclasses.fields(Args)]  # each number in the interval its flag declares
     checks += [
         (not args.max_pixels or args.min_pixels <= args.max_pixels, "--min-pixels must be <= --max-pixels"),
-        (args.num_scoring != 1, "--num-scoring 1: a pass rate needs 2 rollouts or more (0: none at all)"),
+        (args.num_scoring != 1 and (args.num_scoring or args.vas_online or not args.vas),  # 1: no pass rate
+         f"--num-scoring {args.num_scoring}: 0 (none) or 2+; --no-vas-online (the paper's VAS) needs 2+"),
         (args.model in ("tiny", *PRESETS.values()) or "/" in args.model or os.path.isdir(args.model),
          f"--model {args.model}: unknown; use tiny, {', '.join(PRESETS)}, a hub id (org/name) or a dir"),
         (not args.fsdp or "WORLD_SIZE" in os.environ, "--fsdp needs torchrun: torchrun --nproc_per_node K"),
@@ -605,9 +607,11 @@ def token_logprobs(net, policy: Policy, prompts: list[Prompt], completions: torc
 
 
 def group_advantages(rewards: torch.Tensor, group_size: int, eps=1e-6, scale_std=True) -> torch.Tensor:
-    """A_i = (r_i - mean(r)) / (std(r) + eps) within each group of G consecutive rollouts.
+    """GRPO's advantage (P*G,) of each rollout within its group, the G consecutive rollouts of one prompt;
+    with scale_std=False, Dr. GRPO's.
 
-    The std is the unbiased one (divides by G - 1). rewards [1, 1, 0, 0] -> [0.87, 0.87, -0.87, -0.87];
+    A_i = (r_i - mean(r)) / (std(r) + eps), the std the unbiased one (divides by G - 1).
+    rewards [1, 1, 0, 0] -> [0.87, 0.87, -0.87, -0.87];
     a group [1, 1, 1, 1] -> [0, 0, 0, 0]: every rollout equal, no gradient at all. That vanishing
     signal is what VAS fights. scale_std=False gives Dr. GRPO's A_i = r_i - mean(r).
     """
@@ -619,9 +623,10 @@ def group_advantages(rewards: torch.Tensor, group_size: int, eps=1e-6, scale_std
 
 
 def kl_k3(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
-    """Schulman's k3 estimator of KL(pi || pi_ref) per token: d = log pi_ref - log pi, exp(d) - d - 1.
+    """Schulman's k3 estimate of KL(pi || pi_ref) at each token, from the log-probs of tokens sampled from pi.
 
-    Unbiased for tokens sampled from pi, and never negative. kl_k3(log 0.5, log 0.25): d = -ln 2, so
+    With d = log pi_ref - log pi, k3 = exp(d) - d - 1: unbiased for tokens sampled from pi, and never
+    negative. kl_k3(log 0.5, log 0.25): d = -ln 2, so
     exp(-ln 2) + ln 2 - 1 = 0.5 + 0.693 - 1 = 0.193.
     """
     d = ref_logp - logp  # (B, C)
@@ -630,7 +635,9 @@ def kl_k3(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
 
 def clipped_surrogate(logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor,
                       clip_low: float = 0.2, clip_high: float = 0.2) -> torch.Tensor:
-    """PPO's clipped surrogate per token (B, C), as a loss: with ratio rho = pi_theta / pi_old,
+    """PPO's clipped surrogate objective of each token (B, C), negated: a loss to minimise.
+
+    With ratio rho = pi_theta / pi_old,
         l = max(-A_i * rho, -A_i * clip(rho, 1 - eps_low, 1 + eps_high))
     the pessimistic bound: once rho leaves the clip range in the direction A pushes it, the token's
     gradient is 0. On the first update pi_old = pi_theta, so rho = 1 in value and the clip is inactive, yet
@@ -730,10 +737,13 @@ def sft(policy: Policy, examples: list[Example], args: Args, metrics_file, state
 
 
 def backward(loss: torch.Tensor, units: torch.Tensor, total: torch.Tensor) -> float:
-    """Backward of one micro-batch's mean `loss` over its `units` (tokens, or sequences), weighted by their
-    share of the `total` units of the global batch, every rank's included: the parts then add up to the
-    global batch's mean (as num_items_in_batch does in TRL). Ranks' gradients are averaged, so x K makes
-    that their sum. Returns the weight."""
+    """Backward of one micro-batch's mean `loss` over its `units` (tokens, or sequences), such that the
+    gradients of every part on every rank add up to that of the mean over the global batch's `total` units.
+    Returns the weight the part's loss got.
+
+    The weight is the part's share of the `total` units of the global batch, every rank's included: the
+    parts then add up to the global batch's mean (as num_items_in_batch does in TRL). Ranks' gradients are
+    averaged, so x K makes that their sum."""
     share = float(units / total)
     (loss * share * world()).backward()
     return share
@@ -767,9 +777,11 @@ def grpo_update(policy: Policy, opt, ro: Rollouts, adv: torch.Tensor, ref_logp: 
 
 
 def grpo_step(policy: Policy, opt, ro: Rollouts, ref_logp: torch.Tensor | None, args: Args) -> tuple:
-    """One GRPO step on a batch of rewarded rollouts (Algorithm 1, lines 18-20): the group advantages of the
-    rewards (format + accuracy), then --update-epochs `grpo_update` passes over the same batch, the first
-    on-policy. Returns the last pass's loss, stats and gradient norm, and how many passes were skipped."""
+    """One GRPO step on a batch of rewarded rollouts (Algorithm 1, lines 18-20). Returns the last pass's loss,
+    stats and gradient norm, and how many passes were skipped.
+
+    The group advantages of the rewards (format + accuracy), then --update-epochs `grpo_update` passes over
+    the same batch, the first on-policy."""
     adv = group_advantages(ro.rewards, args.group_size, scale_std=args.scale_std).to(ro.mask.device)  # (B*G,)
     # pi_old for every epoch: the first epoch's own forward, or with more epochs one pass before them
     old = frozen_logprobs(policy.model, policy, ro, args) if args.update_epochs > 1 else None
@@ -808,8 +820,7 @@ def rl(policy: Policy, pool: list[Example], test: list[Example], args: Args, met
         if 0 < args.rollout_budget <= run["rollouts"]:  # reached by the step before, or by the run resumed
             break
         clock = [time.time()]
-        refresh = args.vas and args.num_scoring and (step == 0 or args.refresh_every
-                                                     and step % args.refresh_every == 0)
+        refresh = args.vas and args.num_scoring and step % (args.refresh_every or 10 ** 9) == 0  # 0: step 0
         if refresh:  # lines 2-5 (step 0), 7-11: VAS: N rollouts of every prompt -> P, OVS, TDS, VPS
             score_pool(policy, pool, sampler, args)
         clock.append(time.time())

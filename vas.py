@@ -30,7 +30,7 @@ whose recent groups agreed):
       OVS        the posterior's expected P (1 - P) = a b / ((a + b)(a + b + 1))
       TDS        the mean TDS of its recent groups, with a0 pseudo-groups at 0.5
   a0 and the decay were chosen by a simulation of the toy pools (`python assets/sim_posterior.py`) and
-  one run at a dead share of 0.9 (README, "When VAS pays").
+  one run at a dead share of 0.9 (docs/when-vas-pays.md).
 """
 import math
 from collections import Counter
@@ -41,8 +41,9 @@ DIVERSITY_METHODS = ("self_bleu", "distinct", "edit")
 
 
 def outcome_variance_score(correct):
-    """OVS = P (1 - P), P = mean of 0/1 outcomes over the last axis (..., N) -> (...).
+    """The Outcome Variance Score of each prompt from its N 0/1 outcomes on the last axis: (..., N) -> (...).
 
+    OVS = P (1 - P), P = the mean of the outcomes: the Bernoulli variance of the reward.
     [1, 1, 0, 0] -> 0.25 (P = 0.5, the most informative prompt); [1, 1, 1, 1] -> 0.0 (GRPO
     advantages all 0, the case VAS avoids); [[1, 0, 0, 0], [0, 0, 0, 0]] -> [0.1875, 0.0].
     """
@@ -65,8 +66,10 @@ def _ngrams(tokens, k):
 
 
 def _bleu(hyp, refs, n):
-    """Sentence BLEU of hyp against several refs: clipped k-gram precisions, k = 1..n, uniform
-    weights, add-one smoothing for k > 1, brevity penalty against the closest reference length."""
+    """Sentence BLEU, in [0, 1], of the tokens hyp against the token lists refs, with 1..n-grams.
+
+    Clipped k-gram precisions, k = 1..n, uniform weights, add-one smoothing for k > 1, brevity
+    penalty against the closest reference length."""
     if not hyp:  # an empty response equals an empty reference and shares nothing with the rest
         return float(any(len(r) == 0 for r in refs))
     log_p = 0.0
@@ -241,7 +244,9 @@ class VarianceAwareSampler:
         self.update(range(self.num_prompts), correct_per_prompt, responses_per_prompt, group)
 
     def probabilities(self):
-        """Distribution of the weighted part: VPS / sum(VPS), or uniform if every VPS is 0."""
+        """The distribution the weighted part of a batch is drawn from: one probability per prompt.
+
+        VPS / sum(VPS), or uniform if every VPS is 0."""
         total = self.scores.sum()
         if total <= 0:
             return np.full(self.num_prompts, 1.0 / self.num_prompts)

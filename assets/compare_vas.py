@@ -44,8 +44,8 @@ import data  # noqa: E402
 import mmr1  # noqa: E402
 
 ARMS = {"uniform": ["--no-vas"],
-        "vas-paper": ["--vas", "--no-vas-online", "--mixture-ratio", "1.0"],
-        "vas-paper-0.5": ["--vas", "--no-vas-online", "--mixture-ratio", "0.5"],
+        "vas-paper": ["--vas", "--no-vas-online", "--num-scoring", "8", "--mixture-ratio", "1.0"],
+        "vas-paper-0.5": ["--vas", "--no-vas-online", "--num-scoring", "8", "--mixture-ratio", "0.5"],
         "vas-free": ["--vas", "--num-scoring", "0", "--mixture-ratio", "1.0"],
         "vas-free-0.5": ["--vas", "--num-scoring", "0", "--mixture-ratio", "0.5"],
         "filter": ["--no-vas", "--filter-groups", "4"]}

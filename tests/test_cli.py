@@ -132,12 +132,21 @@ def test_diversity_is_measured_without_end_of_turn_or_padding():
 
 
 @pytest.mark.parametrize("flag,value", [("--mixture-ratio", "1.5"), ("--group-size", "1"), ("--rl-lr", "0"),
-                                        ("--alpha", "-1"), ("--diversity", "bleu"), ("--sft-steps", "-1")])
+                                        ("--alpha", "-1"), ("--diversity", "bleu"), ("--sft-steps", "-1"),
+                                        ("--num-scoring", "1")])
 def test_bad_flag_is_a_clear_argparse_error(flag, value, capsys):
     with pytest.raises(SystemExit) as e:
         mmr1.parse_args([flag, value])
     assert e.value.code == 2
     assert flag in capsys.readouterr().err
+
+
+def test_paper_vas_needs_scoring_rollouts(capsys):
+    """--no-vas-online is the paper's VAS, which scores the pool: with --num-scoring 0 (the default) it has no VPS."""
+    with pytest.raises(SystemExit):
+        mmr1.parse_args(["--vas", "--no-vas-online"])
+    assert "--no-vas-online (the paper's VAS) needs 2+" in capsys.readouterr().err
+    assert mmr1.parse_args(["--vas", "--no-vas-online", "--num-scoring", "8"]).num_scoring == 8
 
 
 def test_unreachable_model_says_how_to_get_it():

@@ -23,9 +23,9 @@ def test_compare_runs_the_arms_on_one_rollout_clock_and_resumes(tmp_path, cold_s
     results = json.load(open(tmp_path / "vas_compare.json"))["results"]["0.75"]
     uniform, paper, free = (results[arm]["3"] for arm in ("uniform", "vas-paper", "vas-free"))
     # a step is 2 prompts x G = 4 = 8 rollouts; evaluated at each multiple of 8, stopped at 32 generated.
-    # The paper's VAS scores the pool of 8 with N = 2 before every step too: 24 a step, an evaluation each
+    # The paper's VAS (its arm sets N = 8) scores the pool of 8 before the first step: 64 + 8, past the budget
     assert uniform["rollouts"] == [0, 8, 16, 24, 32] and uniform["scoring_rollouts"] == 0
-    assert paper["rollouts"] == [0, 24, 48] and paper["scoring_rollouts"] == 32
+    assert paper["rollouts"] == [0, 72] and paper["scoring_rollouts"] == 64
     assert free["rollouts"] == [0, 8, 16, 24, 32] and free["scoring_rollouts"] == 0  # no scoring bill
     assert sorted(free["family_accuracy"]) == ["biggest", "colour", "count", "shape"]  # per family, every evaluation
     assert free["family_accuracy"]["biggest"] == free["target_accuracy"] and len(free["family_accuracy"]["count"]) == 5
@@ -34,7 +34,7 @@ def test_compare_runs_the_arms_on_one_rollout_clock_and_resumes(tmp_path, cold_s
         args = json.load(open(tmp_path / "runs" / "d0.75" / f"{arm}-3" / "args.json"))
         assert (args["dead_share"], args["seed"], args["init_from"]) == (0.75, 3, cold_start)
         assert [args[k] for k in ("vas", "vas_online", "num_scoring", "filter_groups")] == {
-            "uniform": [False, True, 2, 0], "vas-paper": [True, False, 2, 0], "vas-free": [True, True, 0, 0],
+            "uniform": [False, True, 2, 0], "vas-paper": [True, False, 8, 0], "vas-free": [True, True, 0, 0],
             "filter": [False, True, 2, 4]}[arm]
     assert (tmp_path / "vas_compare.png").stat().st_size > 10_000
     rows = [line for line in (tmp_path / "vas_compare.md").read_text().splitlines() if line.startswith("| 0.75")]
