@@ -1,28 +1,34 @@
-"""Classroom exercises: one function of mmr1.py or vas.py each, with a check that tells a right implementation
-from a wrong one; then three experiments, each a short run whose metric the student predicts first.
+"""Classroom exercises: a function (or a branch of one) of mmr1.py, vas.py or tests/derivation.py each, with a check
+that tells a right implementation from a wrong one; then four experiments, each a few short runs whose metric the
+student predicts first.
 
 A student replaces the body of one function and runs that exercise's test, e.g.
     python -m pytest -q tests/test_exercises.py -k exercise_advantage
 EXERCISES.md lists the exercises, their commands and hints. A teacher blanks the reference bodies with
     python tests/test_exercises.py --blank              # all exercises; or name some: --blank advantage kl
-and `git checkout -- mmr1.py vas.py` brings the references back. No function belongs to two exercises, so a
-student can take them one at a time, and the CLI runs on each function as soon as its exercise passes.
+and `git checkout -- mmr1.py vas.py tests/derivation.py` brings the references back. Blanking keeps a function's
+signature and the first paragraph of its docstring (what it returns, not how). No function belongs to two
+exercises, so a student can take them one at a time, and the CLI runs on each function as soon as its exercise
+passes.
 
-Each `check_<name>` takes the implementation as an argument and raises AssertionError with a hint when it is wrong.
-`test_exercise_<name>` runs it on the functions of mmr1.py / vas.py. The meta-tests at the end run every check on
-the blanked body (which raises NotImplementedError) and on common mistakes (population std, the KL's d with the
-wrong sign, min instead of max, a mean over sequences, log-probs not shifted, diversity on padded responses, ...),
-and require it to fail; and they check that blanking an exercise changes its functions and nothing else.
-`test_experiment_<name>` makes the short runs of an experiment from the tests' cold start and checks that the
-answer EXERCISES.md gives holds on them.
+Each `check_<name>` takes the implementation as an argument and raises AssertionError when it is wrong.
+`test_exercise_<name>` runs it on the reference functions. The meta-tests at the end run every check on the blanked
+body (which raises NotImplementedError) and on common mistakes (population std, the KL's d with the wrong sign, min
+instead of max, micro-batch means summed, self-BLEU against one response at a time, a weighted draw without
+replacement, ...), and require it to fail; they check that blanking an exercise changes its functions and nothing
+else, and that no kept docstring, and no exercise text before the hints of EXERCISES.md, holds an expression of the
+reference body. `test_experiment_<name>` makes the short runs of an experiment from the tests' cold start and checks
+that the answer EXERCISES.md gives holds on them.
 """
 import argparse
 import ast
+import contextlib
 import dataclasses
-import difflib
 import inspect
+import itertools
 import math
 import os
+import re
 import sys
 import types
 from unittest import mock
@@ -33,27 +39,35 @@ import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+import derivation  # noqa: E402
 import mmr1  # noqa: E402
 import vas  # noqa: E402
 from helpers import COLD_START, FROM_COLD_START, rows  # noqa: E402
 
-# exercise -> the functions a student writes for it ("file:qualified name"); each function in one exercise only
+FILES = {"mmr1": "mmr1.py", "vas": "vas.py", "derivation": "tests/derivation.py"}
+# exercise -> what the student writes: "file:qualified name" of a function, or "file:function[label]" for the
+# branch of `function` that handles `label`. Each piece belongs to one exercise only.
 EXERCISES = {
     "advantage": ["mmr1:group_advantages"],
     "kl": ["mmr1:kl_k3"],
     "surrogate": ["mmr1:clipped_surrogate"],
     "token_mean": ["mmr1:masked_mean"],
+    "normaliser": ["mmr1:backward"],
     "logprob": ["mmr1:completion_logprobs"],
     "mask": ["mmr1:completion_mask"],
     "reward": ["mmr1:last_boxed"],
-    "ovs": ["vas:outcome_variance_score"],
-    "tds": ["vas:trajectory_diversity_score"],
-    "vps": ["vas:variance_promotion_score", "vas:VarianceAwareSampler.probabilities"],
+    "agree": ["derivation:agree_probability"],
+    "vps": ["vas:outcome_variance_score", "vas:VarianceAwareSampler.probabilities"],
+    "tds": ["vas:_bleu", "vas:trajectory_diversity_score[self_bleu]"],
+    "sampler": ["vas:VarianceAwareSampler.next_batch"],
     "grpo_step": ["mmr1:grpo_step"],
 }
 
 # experiment -> {run: flags of `python mmr1.py --init-from COLD/sft ...`}; every run starts from the same cold start
 SHORT = [*FROM_COLD_START, "--num-rl", "8", "--num-test", "4", "--eval-every", "0"]
+DEAD = [*FROM_COLD_START, "--num-rl", "40", "--num-test", "4", "--eval-every", "0", "--temperature", "0.6",
+        "--group-size", "4", "--prompts-per-step", "40", "--rl-steps", "1"]
 EXPERIMENTS = {
     "epochs": {"one pass": [*SHORT, "--group-size", "4", "--prompts-per-step", "8", "--rl-steps", "1",
                             "--rl-lr", "5e-4"],
@@ -64,6 +78,7 @@ EXPERIMENTS = {
     "vas_cost": {"vas": [*FROM_COLD_START, "--num-rl", "4", "--num-test", "4", "--eval-every", "0", "--vas",
                          "--num-scoring", "4", "--refresh-every", "2", "--group-size", "4", "--prompts-per-step", "2",
                          "--rl-steps", "3"]},
+    "dead_share": {"d = 0": [*DEAD, "--dead-share", "0"], "d = 0.9": [*DEAD, "--dead-share", "0.9"]},
 }
 
 
@@ -78,11 +93,11 @@ def check_advantage(group_advantages):
     a = 0.5 / (math.sqrt(1 / 3) + 1e-6)  # [1, 1, 0, 0]: mean 0.5, unbiased std sqrt(1/3)
     got = group_advantages(torch.tensor([1.0, 1.0, 0.0, 0.0]), 4)
     assert close(got, [a, a, -a, -a]), (
-        f"[1, 1, 0, 0] should give +-0.866, got {got.tolist()}: centre by the group mean and divide by the "
-        "*unbiased* std (divide by G - 1; the population std gives +-1.0) plus eps")
+        f"[1, 1, 0, 0] should give +-0.866, got {got.tolist()}"
+        + (" (+-1.0: that is the population std)" if close(got, [1, 1, -1, -1], 1e-4) else ""))
     got = group_advantages(torch.tensor([2.0, 1, 0, 0, 0, 0, 3, 0, 0]), 3)  # three groups of G = 3
     s3 = math.sqrt(3) + 1e-6
-    assert torch.isfinite(got).all(), "an all-equal group has std 0: eps keeps 0 / (0 + eps) = 0, not NaN"
+    assert torch.isfinite(got).all(), f"an all-equal group must not give NaN (0 / 0); got {got.tolist()}"
     assert close(got, [1 / (1 + 1e-6), 0, -1 / (1 + 1e-6), 0, 0, 0, 2 / s3, -1 / s3, -1 / s3]), (
         f"groups are G *consecutive* rewards; got {got.tolist()}")
     assert close(group_advantages(torch.tensor([1.0, 0.0, 1.0, 0.0]), 2), [0.707106, -0.707106] * 2), (
@@ -90,7 +105,7 @@ def check_advantage(group_advantages):
     got = group_advantages(torch.full((8,), 2.0), 8)
     assert torch.equal(got, torch.zeros(8)), f"all-equal rewards must give exactly zero advantages, got {got}"
     got = group_advantages(torch.tensor([2.0, 1, 0, 3, 0, 0]), 3, scale_std=False)
-    assert close(got, [1, 0, -1, 2, -1, -1]), f"scale_std=False (Dr. GRPO) is r - mean(r) only, got {got.tolist()}"
+    assert close(got, [1, 0, -1, 2, -1, -1]), f"scale_std=False (Dr. GRPO): want [1, 0, -1, 2, -1, -1], got {got}"
     assert group_advantages(torch.tensor([1, 0, 0, 0, 1, 1]), 2).shape == (6,), "return one advantage per rollout"
 
 
@@ -99,15 +114,16 @@ def check_advantage(group_advantages):
 def check_kl(kl_k3):
     got = kl_k3(torch.tensor([math.log(0.5)]), torch.tensor([math.log(0.25)])).item()
     assert abs(got - 0.193147) < 1e-5, (
-        f"kl_k3(log 0.5, log 0.25) should be exp(d) - d - 1 with d = ref - logp = -ln 2, i.e. 0.193147; got {got:.6f}"
-        + (" (that is d = logp - ref: the sign of d is flipped)" if abs(got - 0.306853) < 1e-4 else ""))
+        f"kl_k3(log 0.5, log 0.25) should be 0.193147; got {got:.6f}"
+        + (" (that is the estimate of KL(pi_ref || pi): the sign of d is flipped)" if abs(got - 0.306853) < 1e-4
+           else "") + (" (that is k1, which can be negative)" if abs(got - math.log(2)) < 1e-4 else ""))
     got = kl_k3(torch.tensor([0.0, 0.0]), torch.tensor([1.0, -1.0]))
-    assert close(got, [math.e - 2, 1 / math.e]), f"d = +1 gives e - 2, d = -1 gives 1/e; got {got.tolist()}"
+    assert close(got, [math.e - 2, 1 / math.e]), f"log pi_ref - log pi = +1 gives e - 2, -1 gives 1/e; got {got}"
     g = torch.Generator().manual_seed(0)
     logp, ref = -5 * torch.rand(4, 7, generator=g), -5 * torch.rand(4, 7, generator=g)
     got = kl_k3(logp, ref)
     assert got.shape == (4, 7), "k3 is per token: same shape as the inputs, no reduction"
-    assert (got >= 0).all(), "k3 is never negative (exp(d) >= 1 + d); k1 = -d would be"
+    assert (got >= 0).all(), "k3 is never negative; k1 can be"
     assert torch.equal(kl_k3(logp, logp), torch.zeros(4, 7)), "equal policies: KL exactly 0"
 
 
@@ -119,13 +135,13 @@ def _one_token(clipped_surrogate, ratio, adv, clip_low, clip_high):
     old, adv = torch.zeros(1, 1, dtype=torch.float64), torch.tensor([adv], dtype=torch.float64)
     per_token = clipped_surrogate(logp, old, adv, clip_low, clip_high)
     assert per_token.shape == (1, 1), f"one loss per token: (B, C) = (1, 1), got {tuple(per_token.shape)}"
-    assert per_token.requires_grad, "the loss must depend on logp through the ratio exp(logp - old_logp): no detach"
+    assert per_token.requires_grad, "the loss must depend on logp through the ratio: no detach"
     per_token.sum().backward()
     return per_token.item(), logp.grad.item()
 
 
 def check_surrogate(clipped_surrogate):
-    cases = [  # (ratio, A, clip_low, clip_high, loss = max(-A rho, -A clip(rho)), d loss / d log rho)
+    cases = [  # (ratio, A, clip_low, clip_high, loss, d loss / d log rho)
         (1.5, 1.0, 0.2, 0.2, -1.2, 0.0),  # pushed up past 1 + eps: clipped, no gradient
         (0.5, 1.0, 0.2, 0.2, -0.5, -0.5),  # A > 0 but rho fell: unclipped, keeps pushing up
         (1.5, -1.0, 0.2, 0.2, 1.5, 1.5),  # A < 0 but rho rose: unclipped
@@ -138,11 +154,11 @@ def check_surrogate(clipped_surrogate):
         loss, grad = _one_token(clipped_surrogate, ratio, adv, lo, hi)
         with_min = min(-adv * ratio, -adv * min(max(ratio, 1 - lo), 1 + hi))
         assert abs(loss - want) < 1e-6, (
-            f"ratio {ratio}, A {adv}, clip [{1 - lo}, {1 + hi}]: loss should be max(-A rho, -A clip(rho)) = {want}, "
-            f"got {loss:.4f}" + (" (that is min instead of max)" if abs(loss - with_min) < 1e-6 else ""))
+            f"ratio {ratio}, A {adv}, clip range [{1 - lo}, {1 + hi}]: the loss should be {want}, got {loss:.4f}"
+            + (" (that is the optimistic bound: min instead of max)" if abs(loss - with_min) < 1e-6 else ""))
         assert abs(grad - want_grad) < 1e-6, (
-            f"ratio {ratio}, A {adv}: d loss / d logp should be {want_grad}, got {grad:.4f}; the ratio must be "
-            "exp(logp - old_logp) with logp *not* detached, and a clipped token has no gradient")
+            f"ratio {ratio}, A {adv}: d loss / d logp should be {want_grad}, got {grad:.4f}: the gradient flows "
+            "through the ratio, and a token the clip holds has none")
     # two rollouts of three tokens, on-policy: each row's tokens get its own advantage
     got = clipped_surrogate(torch.zeros(2, 3), torch.zeros(2, 3), torch.tensor([1.0, -0.5]), 0.2, 0.2)
     assert close(got, [[-1, -1, -1], [0.5, 0.5, 0.5]]), (
@@ -160,37 +176,122 @@ def check_token_mean(masked_mean):
         f"token-mean: (-1 - 1 - 1 + 1) / 4 real tokens = -0.5, got {loss.item():.4f}"
         + (" (that is the mean over sequences, (-1 + 1) / 2)" if abs(loss.item()) < 1e-9 else "")
         + (" (padding counted in the denominator: / 6)" if abs(loss.item() + 1 / 3) < 1e-9 else "")
-        + (" (the padding's values counted: multiply by the mask)" if abs(loss.item() - 1) < 1e-9 else ""))
+        + (" (the padding's values counted)" if abs(loss.item() - 1) < 1e-9 else ""))
     loss.backward()
     assert close(values.grad, [[0.25, 0.25, 0.25], [0.25, 0.0, 0.0]], 1e-9), (
         f"d loss / d value = 1 / (real tokens in the batch) at real tokens, 0 at padding; got {values.grad.tolist()}")
     seq = masked_mean(values.detach(), mask, seq_mean=True)
     assert abs(seq.item()) < 1e-9, f"seq_mean=True: mean per sequence, then over sequences: (-1 + 1) / 2 = 0, not {seq}"
+    # a filler row (mask all 0, as dynamic sampling pads a batch with weightless groups) is no sequence
+    values = torch.tensor([[-1.0, -1.0, -1.0], [3.0, 9.0, -3.0], [5.0, 5.0, 5.0]], dtype=torch.float64)
+    mask = torch.tensor([[1.0, 1.0, 1.0], [1.0, 0.0, 0.0], [0.0, 0.0, 0.0]], dtype=torch.float64)
+    seq = masked_mean(values, mask, seq_mean=True).item()
+    assert abs(seq - 1.0) < 1e-9, (
+        f"seq_mean=True with a filler row: (-1 + 3) / 2 sequences = 1, got {seq:.4f}"
+        + (" (the filler row counted as a sequence: / 3)" if abs(seq - 2 / 3) < 1e-9 else ""))
     empty = masked_mean(torch.ones(2, 3), torch.zeros(2, 3))
     assert torch.isfinite(empty) and empty.item() == 0.0, (
         f"a batch without a real token (padding copies weigh nothing) must give 0, not 0 / 0 = NaN; got {empty}")
 
 
-# ------------------------------------------------------------------------------------------ 5. log-prob shift
+# ------------------------------------------------------------------------------------------ 5. the global normaliser
+
+def _split_means(backward, values, mask, parts, total):
+    """Each part's token-mean loss through `backward`; returns the logged loss, sum of part loss x weight."""
+    logged = 0.0
+    for rows in parts:
+        m = mask[rows]
+        loss = (values[rows] * m).sum() / m.sum()  # (,) this part's token-mean
+        logged += loss.item() * backward(loss, m.sum(), total)
+    return logged
+
+
+def _toy_batch(lengths, adv):
+    """Rollouts of the 3-token toy policy: two groups of G = 2 completions; row i has lengths[i] real tokens."""
+    n, width = len(lengths), max(lengths)
+    ids = torch.tensor([[(i + t) % 3 for t in range(width)] for i in range(n)])  # (4, C)
+    mask = torch.tensor([[float(t < k) for t in range(width)] for k in lengths])  # (4, C)
+    old = torch.full((n, width), -math.log(3.0), dtype=torch.float64)  # the uniform policy sampled them
+    r = torch.tensor(adv, dtype=torch.float64)
+    return mmr1.Rollouts([None, None], ids, mask, ids.tolist(), old, [""] * n, r, r, torch.ones(n))
+
+
+def check_normaliser(backward):
+    """Per-token losses of 4 rollouts with 5, 1, 3 and 2 real tokens, cut into micro-batches in several ways: the
+    gradient and the logged loss must be those of one token-mean over the whole batch, whatever the cut."""
+    g = torch.Generator().manual_seed(0)
+    values = torch.randn(4, 5, generator=g, dtype=torch.float64).requires_grad_(True)
+    mask = torch.tensor([[float(t < k) for t in range(5)] for k in (5, 1, 3, 2)], dtype=torch.float64)
+    whole = (values * mask).sum() / mask.sum()  # 11 real tokens
+    want = torch.autograd.grad(whole, values)[0]
+    for parts in ([[0, 1, 2, 3]], [[0], [1], [2], [3]], [[0, 1], [2, 3]], [[0, 1, 2], [3]]):
+        values.grad = None
+        logged = _split_means(backward, values, mask, parts, mask.sum())
+        assert values.grad is not None, "backward must run the backward pass of the part's loss"
+        ratio = (values.grad / want)[mask.bool()]
+        assert close(values.grad, want, 1e-9), (
+            f"micro-batches {parts}: the summed gradients should be those of the token-mean over all 11 tokens; "
+            f"they are {ratio.min().item():.3f} to {ratio.max().item():.3f} times it"
+            + (" (each part's mean weighs the same: the short parts' tokens count for more)"
+               if len(parts) > 1 and not torch.allclose(ratio, ratio[0]) else ""))
+        assert abs(logged - whole.item()) < 1e-9, (
+            f"micro-batches {parts}: sum of (part's loss x returned weight) should be the batch's token-mean "
+            f"{whole.item():.4f}, got {logged:.4f}")
+    # K = 2 ranks, each with two rows; the optimiser step averages the two ranks' gradients
+    values.grad = None
+    with mock.patch.object(mmr1, "world", lambda: 2), mock.patch.dict(backward.__globals__, world=lambda: 2):
+        _split_means(backward, values, mask, [[0, 1], [2, 3]], mask.sum())  # rank 0's part, then rank 1's
+    averaged = values.grad / 2  # what the all-reduce in step_optimiser makes of them
+    assert close(averaged, want, 1e-9), (
+        f"with 2 ranks, the average of the ranks' gradients should be the batch mean's; it is "
+        f"{(averaged / want)[mask.bool()].mean().item():.3f} times it (mmr1.world() is the number of ranks)")
+    # through grpo_update: one SGD step of the toy policy, the batch cut into parts of 0 (all), 1 and 3 rows
+    adv, lengths = [1.0, -1.0, 0.5, -0.5], [3, 1, 2, 1]
+    for seq_mean in (False, True):
+        theta = torch.zeros(3, dtype=torch.float64, requires_grad=True)
+        ro = _toy_batch(lengths, adv)
+        logp = torch.log_softmax(theta, -1)[ro.completion_ids]  # (4, C) on-policy: ratio 1 in value
+        per_token = -torch.tensor(adv, dtype=torch.float64)[:, None] * torch.exp(logp - logp.detach())
+        m = ro.mask.double()
+        loss = ((per_token * m).sum(1) / m.sum(1)).mean() if seq_mean else (per_token * m).sum() / m.sum()
+        loss.backward()
+        want_theta = -theta.grad  # lr 1
+        for micro in (0, 1, 3):
+            (got_loss, *_), got = _toy_update(backward, ro, adv, micro_batch=micro, seq_mean=seq_mean)
+            assert close(got, want_theta, 1e-6), (  # the mask, and so each part's weight, is float32
+                f"grpo_update with --micro-batch {micro}{' --seq-mean' if seq_mean else ''}: theta after one step "
+                f"should be {want_theta.tolist()}, got {got.tolist()}")
+            assert abs(got_loss - loss.item()) < 1e-6, f"logged loss {got_loss}, want {loss.item()}"
+
+
+def _toy_update(backward, ro, adv, **flags):
+    """grpo_update of the toy policy (no KL, plain SGD of lr 1) with `backward` as the normaliser."""
+    net = _Toy()
+    args = dataclasses.replace(mmr1.Args(), group_size=2, prompts_per_step=2, kl_coef=0.0, **flags)
+    with _toy_patches([mmr1.__dict__], backward=backward):
+        result = mmr1.grpo_update(types.SimpleNamespace(model=net), torch.optim.SGD(net.parameters(), lr=1.0), ro,
+                                  torch.tensor(adv, dtype=torch.float64), None, args)
+    return result, net.theta.detach()
+
+
+# ------------------------------------------------------------------------------------------ 6. log-prob shift
 
 def check_logprob(completion_logprobs):
     # One row, vocabulary of 3, a prompt of 2 positions and a completion of 2 tokens: L = 4 logits positions.
-    # Position t predicts token t + 1: position 1 (the prompt's last) scores completion token 0, position 2 scores
-    # token 1, and position 3 (the last completion token) predicts past the end and is not used.
     logits = torch.tensor([[[5.0, 0.0, 0.0], [0.0, 2.0, 0.0], [0.0, 0.0, 3.0], [4.0, 4.0, 0.0]]])  # (1, 4, 3)
     completions = torch.tensor([[1, 2]])
-    want = [[2 - math.log(2 + math.exp(2)), 3 - math.log(2 + math.exp(3))]]  # log softmax at the chosen ids
+    want = [[2 - math.log(2 + math.exp(2)), 3 - math.log(2 + math.exp(3))]]  # positions 1 and 2 score tokens 0, 1
     got = completion_logprobs(logits, completions, 1.0)
     unshifted = [[0 - math.log(1 + math.exp(3) + 1), 0 - math.log(2 * math.exp(4) + 1)]]
     assert got.shape == (1, 2), f"one log-prob per completion token: (N, C) = (1, 2), got {tuple(got.shape)}"
     assert close(got, want, 1e-5), (
-        f"want {want}, got {got.tolist()}: completion token t is scored by the logits of the position *before* it "
-        "(logits[:, -C - 1:-1]), a log-softmax over the vocabulary (the last axis), at the chosen id"
-        + (" (that is logits[:, -C:], not shifted: each token predicts itself)" if close(got, unshifted, 1e-5) else ""))
+        f"want {want}, got {got.tolist()}: which position's logits predict completion token t?"
+        + (" (these are the logits of token t's own position: each token predicts itself)"
+           if close(got, unshifted, 1e-5) else ""))
     # temperature: the distribution sampled from is softmax(logits / T), and training must score that one
     got = completion_logprobs(logits, completions, 0.5)
     want_t = [[4 - math.log(2 + math.exp(4)), 6 - math.log(2 + math.exp(6))]]
-    assert close(got, want_t, 1e-5), f"temperature 0.5: log softmax(logits / T), want {want_t}, got {got.tolist()}"
+    assert close(got, want_t, 1e-5), f"temperature 0.5: want {want_t}, got {got.tolist()}"
     # against a plain loop on random logits: two rows, longer prompts, half precision in, float32 out
     g = torch.Generator().manual_seed(0)
     logits, completions = torch.randn(2, 9, 11, generator=g) * 3, torch.randint(0, 11, (2, 5), generator=g)
@@ -208,7 +309,7 @@ def check_logprob(completion_logprobs):
         "get a gradient")
 
 
-# ------------------------------------------------------------------------------------------ 6. completion mask
+# ------------------------------------------------------------------------------------------ 7. completion mask
 
 def check_mask(completion_mask):
     eos, pad = 2, 0
@@ -224,7 +325,7 @@ def check_mask(completion_mask):
     assert got.dtype.is_floating_point, "the mask multiplies float losses"
 
 
-# ------------------------------------------------------------------------------------------ 7. reward parser
+# ------------------------------------------------------------------------------------------ 8. reward parser
 
 def check_reward(last_boxed):
     cases = [("\\boxed{3}", "3"), ("<answer> \\boxed { red } </answer>", "red"),
@@ -234,93 +335,176 @@ def check_reward(last_boxed):
         got = last_boxed(text)
         got = got.strip() if isinstance(got, str) else got
         assert got == want, (
-            f"last_boxed({text!r}) should be {want!r}, got {got!r}: take the *last* \\boxed, count braces so nested "
-            "ones close at the matching brace, allow spaces before '{', and return None without a closed box")
+            f"last_boxed({text!r}) should be {want!r}, got {got!r}: the *last* box, nested braces closed at their "
+            "match, spaces allowed before '{', None without a closed box")
     with mock.patch.object(mmr1, "last_boxed", last_boxed):  # the reward reads the answer through it
         assert mmr1.reward("<think> 1 / 2 </think><answer> \\boxed{\\frac{1}{2}} </answer>", "\\frac{1}{2}") == (
             1.0, 1.0, 2.0)
         assert mmr1.reward("<think> a </think><answer> \\boxed{1} then \\boxed{2} </answer>", "1")[1] == 0.0
 
 
-# ------------------------------------------------------------------------------------------ 8. OVS
+# ------------------------------------------------------------------------------------------ 9. a group that agrees
 
-def check_ovs(outcome_variance_score):
+def check_agree(agree_probability):
+    """Exact, by enumeration: the 2^G outcome vectors of a group, each with its probability at pass rate P; the
+    group agrees where its G rewards are all equal (then every advantage is 0)."""
+    for G in (2, 3, 4, 8):
+        outcomes = torch.tensor(list(itertools.product([0.0, 1.0], repeat=G)), dtype=torch.float64)  # (2^G, G)
+        agrees, right = (outcomes == outcomes[:, :1]).all(1), outcomes.sum(1)  # (2^G,) each
+        for p in (0.0, 0.1, 0.3, 0.5, 0.8, 1.0):
+            want = (p ** right * (1 - p) ** (G - right))[agrees].sum().item()
+            ovs = p * (1 - p)
+            got = float(agree_probability(ovs, G))
+            assert abs(got - want) < 1e-9, (
+                f"G = {G}, a prompt of pass rate P = {p} (OVS {ovs:.4f}): its group agrees with probability "
+                f"{want:.6f}, got {got:.6f}"
+                + (" (that counts only the groups where all are right)" if abs(got - max(p, 1 - p) ** G) < 1e-9
+                   else "") + (" (a formula of G = 2 or 3, not of G)" if abs(got - (1 - G * ovs)) < 1e-9 else ""))
+
+
+# ------------------------------------------------------------------------------------------ 10. OVS, VPS distribution
+
+def check_vps(outcome_variance_score, sampler_cls):
     for correct, want in (([1, 1, 0, 0], 0.25), ([1, 1, 1, 1], 0.0), ([0, 0, 0, 0], 0.0), ([1, 0, 0, 0], 0.1875),
                           ([True, False, False], 2 / 9)):
         got = float(outcome_variance_score(correct))
         assert abs(got - want) < 1e-9, (
-            f"OVS({correct}) = P (1 - P) = {want:.4f}, got {got:.4f}: the Bernoulli variance of the outcomes "
-            "(not the sample variance with N - 1, not the std)")
+            f"OVS({correct}) should be {want:.4f}, got {got:.4f}"
+            + (" (that is the sample variance, / (N - 1))" if abs(got - np.var(correct, ddof=1)) < 1e-9 else "")
+            + (" (that is a std, not a variance)" if abs(got - math.sqrt(want)) < 1e-9 and want else ""))
     correct = np.array([[[1, 0, 0, 0], [0, 0, 0, 0], [1, 1, 0, 0]]] * 2)  # (2, 3, N = 4)
     got = np.asarray(outcome_variance_score(correct))
     assert got.shape == (2, 3) and close(got[1], [0.1875, 0.0, 0.25]), "reduce the last axis (N) only"
+    sampler = sampler_cls(4, batch_size=4, mixture_ratio=0.5, seed=0)
+    got = sampler.probabilities()
+    assert close(got, [0.25] * 4), f"before any score every VPS is 0: every prompt as likely, got {got}"
+    sampler.set_scores([0.1, 0.2, 0.3, 0.4])
+    got = sampler.probabilities()
+    assert close(got, [0.1, 0.2, 0.3, 0.4]), (
+        f"scores [0.1, 0.2, 0.3, 0.4] give p = [0.1, 0.2, 0.3, 0.4], got {got}"
+        + (" (min-max normalised: the lowest prompt is never drawn)" if close(got, [0, 1 / 6, 2 / 6, 3 / 6]) else "")
+        + (" (a softmax: the scores' differences barely count)" if abs(got[3] - got[0]) < 0.1 else ""))
+    sampler.set_scores([0.3, 0.3, 0.3, 0.3])
+    got = sampler.probabilities()
+    assert close(got, [0.25] * 4), f"equal scores: every prompt as likely, got {got}"
+    sampler.set_scores([0.0] * 4)
+    got = sampler.probabilities()
+    assert close(got, [0.25] * 4), f"every VPS 0 (nothing measured yet): every prompt as likely, got {got}"
+    # from outcomes to the distribution: 4 prompts' outcomes and TDS -> OVS -> VPS (0.8 OVS + 0.2 TDS) -> p
+    ovs = outcome_variance_score([[1, 1, 1, 1], [1, 0, 0, 0], [1, 1, 0, 0], [0, 0, 0, 0]])
+    sampler.set_scores(vas.variance_promotion_score(ovs, [0.0, 0.5, 0.5, 0.0]))  # [0, 0.25, 0.3, 0]
+    got = sampler.probabilities()
+    assert close(got, [0, 0.25 / 0.55, 0.3 / 0.55, 0]), f"want [0, 0.455, 0.545, 0], got {got}"
 
 
-# ------------------------------------------------------------------------------------------ 9. TDS
+# ------------------------------------------------------------------------------------------ 11. self-BLEU diversity
 
 def check_tds(trajectory_diversity_score):
-    """The paper's definitions, with tolerances that any faithful implementation meets (the smoothing of BLEU,
-    raw or rescaled distinct-n, the length that normalises the edit distance may differ)."""
-    methods = ("self_bleu", "distinct", "edit")
-    for method in methods:
-        same = trajectory_diversity_score(["a b c d"] * 4, method)
-        top = 1 / 4 + 1e-9 if method == "distinct" else 1e-9  # raw distinct-n gives 1/N to N identical responses
-        assert -1e-9 <= same <= top, (
-            f"{method}: identical responses have (almost) no diversity, got {same:.4f}"
-            + (": that is a similarity, TDS is a diversity (1 - self-BLEU)" if same > 0.9 else ""))
-        # responses of different lengths with no token in common: completely diverse, whatever their lengths
-        responses = [[1, 2], [3, 4], [5, 6, 7, 8, 9, 10]]
-        for form in (["a b c d", "e f g h"], responses, [np.array(r) for r in responses],
-                     [torch.tensor(r) for r in responses]):
-            got, shown = trajectory_diversity_score(form, method), [r if isinstance(r, str) else list(r) for r in form]
-            assert got <= 1 + 1e-9, f"{method}: TDS lies in [0, 1], got {got:.4f} for {shown} (normalise by length)"
-            assert 0.9 <= got, (
-                f"{method}: {shown} share no token, so TDS is (close to) 1, got {got:.4f}: score each response on its "
-                "own tokens; padding them to one length makes the pad runs look alike")
-        # more shared n-grams, less diversity: one token changed at the end < half the tokens changed
-        near = trajectory_diversity_score(["a b c d e f g h", "a b c d e f g x"], method)
-        far = trajectory_diversity_score(["a b c d e f g h", "a b x y z w v u"], method)
-        assert 0 < near < far <= 1 + 1e-9, (
-            f"{method}: near-copies must score above 0 and below responses that share only a prefix; got "
-            f"{near:.4f} and {far:.4f}")
-    got = trajectory_diversity_score(["a b c d", "a b e f"], "edit")
-    assert abs(got - 0.5) < 1e-6, f"edit: 2 substitutions over 4 tokens = 0.5, got {got:.4f} (normalise by length)"
-    got = trajectory_diversity_score(["a b c d", "a b e f"], "self_bleu")
+    """The paper's default TDS, 1 - self-BLEU, with tolerances that any faithful BLEU meets (its smoothing may
+    differ)."""
+    tds = lambda responses: trajectory_diversity_score(responses, "self_bleu")  # noqa: E731
+    same = tds(["a b c d"] * 4)
+    assert -1e-9 <= same <= 1e-9, (
+        f"identical responses have no diversity, got {same:.4f}"
+        + (": that is a similarity (self-BLEU itself), TDS is a diversity" if same > 0.9 else ""))
+    # responses of different lengths with no token in common: completely diverse, whatever their lengths
+    responses = [[1, 2], [3, 4], [5, 6, 7, 8, 9, 10]]
+    for form in (["a b c d", "e f g h"], responses, [np.array(r) for r in responses],
+                 [torch.tensor(r) for r in responses]):
+        got, shown = tds(form), [r if isinstance(r, str) else list(r) for r in form]
+        assert got <= 1 + 1e-9, f"TDS lies in [0, 1], got {got:.4f} for {shown}"
+        assert 0.9 <= got, (
+            f"{shown} share no token, so TDS is (close to) 1, got {got:.4f}: score each response on its own tokens; "
+            "padding them to one length makes the pad runs look alike")
+    near = tds(["a b c d e f g h", "a b c d e f g x"])  # one token changed at the end
+    far = tds(["a b c d e f g h", "a b x y z w v u"])  # six of eight changed
+    assert 0 < near < far <= 1 + 1e-9, (
+        f"near-copies must score above 0 and below responses that share only a prefix; got {near:.4f} and {far:.4f}")
+    got = tds(["a b c d", "a b e f"])
     assert 0.3 <= got <= 0.9, (
-        f"self_bleu: 'a b c d' vs 'a b e f' share 2 of 4 unigrams and 1 of 3 bigrams, so BLEU (1..3-grams, smoothed) "
-        f"lies between 0.1 and 0.7 and TDS between 0.3 and 0.9; got {got:.4f}")
-    for bad in ((["a b"], "self_bleu"), (["a b", "c d"], "cosine")):
-        try:
-            trajectory_diversity_score(*bad)
-        except ValueError:
-            continue
-        raise AssertionError(f"TDS{bad}: raise ValueError for fewer than 2 responses or an unknown method")
+        f"'a b c d' vs 'a b e f' share 2 of 4 unigrams and 1 of 3 bigrams, so BLEU (1..3-grams, smoothed) lies "
+        f"between 0.1 and 0.7 and TDS between 0.3 and 0.9; got {got:.4f}"
+        + (" (no trigram in common gave BLEU 0: smooth the k-gram precisions)" if got > 0.99 else ""))
+    got = tds(["a b c d", "a b c d", "e f g h"])
+    assert abs(got - 1 / 3) < 0.05, (
+        f"two copies and a stranger: each copy finds itself among its references (BLEU 1), the stranger finds "
+        f"nothing (BLEU 0), so TDS = 1 - 2/3 = 1/3; got {got:.4f}"
+        + (" (that scores each response against one other at a time, then averages)" if abs(got - 2 / 3) < 0.05
+           else ""))
+    got = tds(["a b", "a b c d e f g h"])
+    assert got >= 0.6, (
+        f"'a b' is the first quarter of 'a b c d e f g h', not a copy of it: TDS >= 0.6, got {got:.4f}"
+        + (" (a short response has every n-gram in the long one: BLEU needs its brevity penalty)" if got < 0.5 else ""))
 
 
-# ------------------------------------------------------------------------------------------ 10. VPS-weighted sampling
+# ------------------------------------------------------------------------------------------ 12. the mixed sampler
 
-def check_vps(variance_promotion_score, sampler_cls):
-    assert abs(float(variance_promotion_score(0.25, 0.5)) - 0.3) < 1e-9, "VPS = 0.8 OVS + 0.2 TDS by default"
-    assert abs(float(variance_promotion_score(0.0, 0.1)) - 0.02) < 1e-9, "VPS = alpha OVS + beta TDS, alpha = 0.8"
-    got = variance_promotion_score(np.array([0.25, 0.0]), np.array([0.5, 1.0]), alpha=0.5, beta=0.5)
-    assert close(got, [0.375, 0.5]), "arrays broadcast; alpha and beta are the weights of OVS and TDS"
-    sampler = sampler_cls(4, batch_size=4, mixture_ratio=0.5, seed=0)
-    assert close(sampler.probabilities(), [0.25] * 4), "before any score every VPS is 0: uniform"
-    sampler.set_scores([0.1, 0.2, 0.3, 0.4])
-    assert close(sampler.probabilities(), [0.1, 0.2, 0.3, 0.4]), (
-        f"p(x) = VPS(x) / sum VPS, got {sampler.probabilities()}: no min-max normalisation (it gives the lowest "
-        "prompt probability 0 for ever), no softmax")
-    sampler.set_scores([0.0, 0.0, 0.1, 0.3])
-    probs = sampler.probabilities()
-    assert close(probs, [0.0, 0.0, 0.25, 0.75]), f"p = [0, 0, 0.25, 0.75], got {probs}"
-    weighted = np.array([sampler.next_batch()[:2] for _ in range(2000)]).ravel()  # floor(0.5 * 4) = 2 by VPS
-    share = np.bincount(weighted, minlength=4) / weighted.size
-    assert share[0] == share[1] == 0 and abs(share[3] - 0.75) < 0.03, f"draws by VPS follow p: {share}"
-    sampler.set_scores([0.0] * 4)
-    assert close(sampler.probabilities(), [0.25] * 4), "every VPS 0: fall back to uniform (no division by 0)"
+def _sampler(sampler_cls, num_prompts, batch_size, ratio, p, seed=0):
+    """A sampler whose weighted part is drawn from p (set as its scores too), whatever probabilities() does."""
+    class Fixed(sampler_cls):
+        def probabilities(self):
+            return np.asarray(p, dtype=float)
+    sampler = Fixed(num_prompts, batch_size=batch_size, mixture_ratio=ratio, seed=seed)
+    sampler.set_scores(p)
+    return sampler
 
 
-# ------------------------------------------------------------------------------------------ 11. one GRPO step
+def _not_epochs(draws: list[int], n: int) -> list[list[int]]:
+    """The blocks of n consecutive draws (a last, shorter one included) that are not each prompt at most once."""
+    blocks = [draws[i:i + n] for i in range(0, len(draws), n)]
+    return [b for b in blocks if len(set(b)) != len(b) or not set(b) <= set(range(n))]
+
+
+def check_sampler(sampler_cls):
+    # lambda = 1: the whole batch by p, with replacement
+    sampler = _sampler(sampler_cls, 4, 4, 1.0, [0.1, 0.2, 0.3, 0.4])
+    batches = [sampler.next_batch() for _ in range(1000)]
+    assert all(len(b) == 4 for b in batches), f"B = 4 prompt ids a batch, got {batches[0]}"
+    share = np.bincount(np.ravel(batches), minlength=4) / 4000
+    assert np.abs(share - [0.1, 0.2, 0.3, 0.4]).max() < 0.03, (
+        f"lambda = 1: every prompt drawn from probabilities() [0.1, 0.2, 0.3, 0.4], got shares {share.round(3)}"
+        + (" (each prompt once a batch: drawn without replacement)" if all(sorted(b) == [0, 1, 2, 3] for b in batches)
+           else "") + (" (p ignored)" if np.abs(share - 0.25).max() < 0.03 else ""))
+    try:
+        got = _sampler(sampler_cls, 4, 4, 1.0, [0.0, 0.0, 0.0, 1.0]).next_batch()
+    except ValueError as e:
+        raise AssertionError(f"p = [0, 0, 0, 1]: {e}; the weighted part is drawn with replacement") from e
+    assert list(got) == [3, 3, 3, 3], f"p = [0, 0, 0, 1] with lambda = 1 gives [3, 3, 3, 3], got {got}"
+    # lambda = 0.5 and B = 5: floor(2.5) = 2 by p (all on prompt 7), then 3 from the epoch-long shuffle of 10
+    sampler = _sampler(sampler_cls, 10, 5, 0.5, np.eye(10)[7])
+    batches = [sampler.next_batch() for _ in range(10)]
+    assert all(list(b[:2]) == [7, 7] for b in batches), f"the first floor(lambda B) = 2 ids by p, got {batches[:3]}"
+    uniform = [i for b in batches for i in b[2:]]
+    assert not _not_epochs(uniform, 10), (
+        f"the other 3 ids of each batch, batch after batch, run through a shuffle of all 10 prompts, each once, then "
+        f"a new shuffle; these blocks of 10 are not: {_not_epochs(uniform, 10)}")
+    # lambda = 0, 5 prompts, B = 3: an epoch ends inside a batch, and the next one starts in the same batch
+    sampler = _sampler(sampler_cls, 5, 3, 0.0, [0.2] * 5)
+    draws = [i for _ in range(10) for i in sampler.next_batch()]
+    assert not _not_epochs(draws, 5), (
+        f"lambda = 0, 5 prompts, batches of 3: the draws in blocks of 5 are each prompt once; got "
+        f"{[draws[i:i + 5] for i in range(0, 30, 5)]}")
+    assert len({tuple(draws[i:i + 5]) for i in range(0, 30, 5)}) > 1, "a new shuffle each epoch, not the same order"
+    # the same seed, the same batches; and a sampler restored from state_dict() goes on exactly as the saved one
+    state = np.random.get_state()
+    try:
+        np.random.seed(0)
+        a, b = (_sampler(sampler_cls, 7, 4, 0.5, [0.1, 0.2, 0.0, 0.3, 0.1, 0.2, 0.1], seed=3) for _ in range(2))
+        first = [a.next_batch() for _ in range(3)]
+        assert [b.next_batch() for _ in range(3)] == first, (
+            "two samplers of the same seed must give the same batches: draw from self.rng only")
+        saved = a.state_dict()
+        c = _sampler(sampler_cls, 7, 4, 0.5, [0.1, 0.2, 0.0, 0.3, 0.1, 0.2, 0.1], seed=99)
+        c.load_state_dict(saved)
+        later, resumed = [a.next_batch() for _ in range(5)], [c.next_batch() for _ in range(5)]
+        assert later == resumed, (
+            f"a sampler restored from state_dict() must go on as the saved one: {later} against {resumed}; keep the "
+            "shuffle in self._order, self._cursor and self.epoch, and draw from self.rng only")
+    finally:
+        np.random.set_state(state)
+
+
+# ------------------------------------------------------------------------------------------ 13. one GRPO step
 
 class _Toy(torch.nn.Module):
     """A policy with no prompt: a softmax over 3 tokens whose logits theta are the only weights."""
@@ -333,6 +517,23 @@ def _toy_logprobs(net, policy, prompts, completions, mask, args, *rest, **kwargs
     return torch.log_softmax(net.theta, -1)[completions]  # (N, C)
 
 
+def _toy_loss(logp, old_logp, ref_logp, adv, mask, clip_low, clip_high, kl_coef, seq_mean):  # for mmr1.grpo_loss
+    """-A rho over the real tokens: grpo_loss where its clip and KL do not act, as in the toy updates here, so that
+    these checks do not need exercises 2-4."""
+    per_token = -adv[:, None] * torch.exp(logp - old_logp) * mask  # (N, C)
+    loss = (per_token.sum(1) / mask.sum(1)).mean() if seq_mean else per_token.sum() / mask.sum()
+    return loss, {}
+
+
+def _toy_patches(namespaces, **extra):
+    """The toy policy's log-probs and loss, and `extra`, in each module namespace (mmr1, or a blanked copy)."""
+    stack = contextlib.ExitStack()
+    for namespace in namespaces:
+        stack.enter_context(mock.patch.dict(namespace, {"token_logprobs": _toy_logprobs, "grpo_loss": _toy_loss,
+                                                        "masked_mean": lambda v, m: (v * m).sum() / m.sum(), **extra}))
+    return stack
+
+
 def _toy_step(grpo_step, rewards, correct, lr=1.0, nan=False, **flags):
     """One call of grpo_step on one group of G = 4 one-token completions [0, 0, 1, 2], sampled from the uniform
     policy (log pi_old = log 1/3), without KL, by plain SGD. Returns grpo_step's result and theta after it."""
@@ -341,9 +542,8 @@ def _toy_step(grpo_step, rewards, correct, lr=1.0, nan=False, **flags):
     ro = mmr1.Rollouts([None], tokens, torch.ones(4, 1), tokens.tolist(), old_logp, [""] * 4, torch.tensor(rewards),
                        torch.tensor(correct), torch.ones(4))
     args = dataclasses.replace(mmr1.Args(), group_size=4, prompts_per_step=1, kl_coef=0.0, **flags)
-    logprobs = (lambda *a, **k: _toy_logprobs(*a) * math.nan) if nan else _toy_logprobs  # a non-finite loss
-    with mock.patch.object(mmr1, "token_logprobs", logprobs), \
-            mock.patch.dict(grpo_step.__globals__, token_logprobs=logprobs):
+    nan_logprobs = {"token_logprobs": lambda *a, **k: _toy_logprobs(*a) * math.nan} if nan else {}  # a NaN loss
+    with _toy_patches([mmr1.__dict__, grpo_step.__globals__], **nan_logprobs):
         result = grpo_step(types.SimpleNamespace(model=net), torch.optim.SGD(net.parameters(), lr=lr), ro, None, args)
     return result, net.theta.detach()
 
@@ -357,8 +557,7 @@ def check_grpo_step(grpo_step):
     (loss, stats, grad_norm, skipped), theta = _toy_step(grpo_step, [2.0, 1.0, 1.0, 0.0], [1.0, 0.0, 0.0, 0.0])
     accuracy_only = [0.25, -0.125, -0.125]  # A of the accuracy [1, 0, 0, 0] alone: [1.5, -0.5, -0.5, -0.5]
     assert close(theta, [a / 4, 0, -a / 4], 1e-6), (
-        f"after one step theta should be [a/4, 0, -a/4] = [0.306, 0, -0.306], got {theta.tolist()}: advantages from "
-        "ro.rewards (format + accuracy), group by group, then grpo_update"
+        f"after one step theta should be [a/4, 0, -a/4] = [0.306, 0, -0.306], got {theta.tolist()}"
         + (" (those are advantages of ro.correct, the accuracy alone)" if close(theta, accuracy_only, 1e-6) else ""))
     assert skipped == 0 and abs(grad_norm - a * math.sqrt(2) / 4) < 1e-6, (
         f"return the last pass's loss, stats, gradient norm ({a * math.sqrt(2) / 4:.4f}) and the number of skipped "
@@ -375,7 +574,7 @@ def check_grpo_step(grpo_step):
     want = theta.detach() - lr * theta.grad
     (*_, skipped), got = _toy_step(grpo_step, [2.0, 1.0, 1.0, 0.0], [1.0, 0.0, 0.0, 0.0], lr=lr, update_epochs=2)
     assert close(got, want, 1e-6), (
-        f"--update-epochs 2: two grpo_update passes over the same batch and advantages, theta {want.tolist()}; "
+        f"--update-epochs 2: two passes over the same batch and advantages, theta {want.tolist()}; "
         f"got {got.tolist()}" + (" (that is one pass)" if close(got, theta.detach(), 1e-6) else ""))
     (*_, skipped), _ = _toy_step(grpo_step, [2.0, 1.0, 1.0, 0.0], [1.0, 0.0, 0.0, 0.0], nan=True, update_epochs=2)
     assert skipped == 2, f"a non-finite loss skips the pass: 2 of 2 passes skipped, got {skipped}"
@@ -383,7 +582,7 @@ def check_grpo_step(grpo_step):
     assert torch.equal(theta, torch.zeros(3, dtype=torch.float64)), "an all-equal group gives no gradient"
 
 
-# ------------------------------------------------------------------------------------------ 12-14. experiments
+# ------------------------------------------------------------------------------------------ 14-17. experiments
 
 def check_epochs(runs):
     one, two = runs["one pass"][0], runs["two passes"][0]
@@ -407,26 +606,34 @@ def check_vas_cost(runs):
     assert got == [24, 32, 56], f"rollouts/total should be [24, 32, 56], got {got}"
 
 
+def check_dead_share(runs):
+    live, dead = (runs[label][0]["reward/zero_std_frac"] for label in ("d = 0", "d = 0.9"))
+    # one step of B = 40 from a pool of 40 draws each prompt once; the 18 octagons of d = 0.9 are never right
+    assert dead >= 0.45 and dead > live, (
+        f"reward/zero_std_frac: {live:.3f} on the default pool, {dead:.3f} on the pool with 9 dead prompts in 10; "
+        "the dead pool wastes more groups, at least the octagons' 18 of 40")
+    assert [runs[label][0]["rollouts/total"] for label in runs] == [160, 160], "40 prompts x G = 4 in each run"
+
+
 CHECKS = {"advantage": check_advantage, "kl": check_kl, "surrogate": check_surrogate, "token_mean": check_token_mean,
-          "logprob": check_logprob, "mask": check_mask, "reward": check_reward, "ovs": check_ovs, "tds": check_tds,
-          "vps": check_vps, "grpo_step": check_grpo_step}
-EXPERIMENT_CHECKS = {"epochs": check_epochs, "group_size": check_group_size, "vas_cost": check_vas_cost}
+          "normaliser": check_normaliser, "logprob": check_logprob, "mask": check_mask, "reward": check_reward,
+          "agree": check_agree, "vps": check_vps, "tds": check_tds, "sampler": check_sampler,
+          "grpo_step": check_grpo_step}
+EXPERIMENT_CHECKS = {"epochs": check_epochs, "group_size": check_group_size, "vas_cost": check_vas_cost,
+                     "dead_share": check_dead_share}
 
 
 def implementations(modules):
-    """The arguments of each check, taken from `modules` = {"mmr1": module, "vas": module}."""
-    out = {}
-    for name, funcs in EXERCISES.items():
-        args = []
-        for target in funcs:
-            file, qualname = target.split(":")
-            obj = modules[file]
-            for part in qualname.split("."):
-                obj = getattr(obj, part)
-            args.append(obj)
-        out[name] = tuple(args)
-    out["vps"] = (modules["vas"].variance_promotion_score, modules["vas"].VarianceAwareSampler)  # the whole class
-    return out
+    """The arguments of each check, taken from `modules` = {"mmr1": module, "vas": module, "derivation": module}."""
+    m, v, d = modules["mmr1"], modules["vas"], modules["derivation"]
+    return {"advantage": (m.group_advantages,), "kl": (m.kl_k3,), "surrogate": (m.clipped_surrogate,),
+            "token_mean": (m.masked_mean,), "normaliser": (m.backward,), "logprob": (m.completion_logprobs,),
+            "mask": (m.completion_mask,), "reward": (m.last_boxed,), "agree": (d.agree_probability,),
+            "vps": (v.outcome_variance_score, v.VarianceAwareSampler), "tds": (v.trajectory_diversity_score,),
+            "sampler": (v.VarianceAwareSampler,), "grpo_step": (m.grpo_step,)}
+
+
+REFERENCE = {"mmr1": mmr1, "vas": vas, "derivation": derivation}
 
 
 # ------------------------------------------------------------------------------------------ the exercises
@@ -447,6 +654,10 @@ def test_exercise_token_mean():
     check_token_mean(mmr1.masked_mean)
 
 
+def test_exercise_normaliser():
+    check_normaliser(mmr1.backward)
+
+
 def test_exercise_logprob():
     check_logprob(mmr1.completion_logprobs)
 
@@ -459,16 +670,20 @@ def test_exercise_reward():
     check_reward(mmr1.last_boxed)
 
 
-def test_exercise_ovs():
-    check_ovs(vas.outcome_variance_score)
+def test_exercise_agree():
+    check_agree(derivation.agree_probability)
+
+
+def test_exercise_vps():
+    check_vps(vas.outcome_variance_score, vas.VarianceAwareSampler)
 
 
 def test_exercise_tds():
     check_tds(vas.trajectory_diversity_score)
 
 
-def test_exercise_vps():
-    check_vps(vas.variance_promotion_score, vas.VarianceAwareSampler)
+def test_exercise_sampler():
+    check_sampler(vas.VarianceAwareSampler)
 
 
 def test_exercise_grpo_step():
@@ -479,7 +694,7 @@ def run_experiment(name, cold_start, out_dir):
     """The runs of an experiment, each from the cold start: {run: its RL rows of metrics.jsonl}."""
     runs = {}
     for label, flags in EXPERIMENTS[name].items():
-        out = os.path.join(out_dir, label.replace(" ", "_").replace("=", ""))
+        out = os.path.join(out_dir, re.sub(r"\W+", "_", label))
         mmr1.main(["--init-from", cold_start, *flags, "--out", out])
         runs[label] = rows(out, "rl")
     return runs
@@ -497,47 +712,83 @@ def test_experiment_vas_cost(cold_start, tmp_path):
     check_vas_cost(run_experiment("vas_cost", cold_start, str(tmp_path)))
 
 
+def test_experiment_dead_share(cold_start, tmp_path):
+    check_dead_share(run_experiment("dead_share", cold_start, str(tmp_path)))
+
+
 # ------------------------------------------------------------------------------------------ blanking
 
-def blank_source(source: str, qualnames: list[str]) -> str:
-    """`source` with the bodies of `qualnames` ("f" or "Class.method") replaced by raise NotImplementedError,
-    keeping each signature and docstring: what a teacher hands out."""
+def _find(tree, qualname):
+    """The function node `qualname` ("f" or "Class.method") of a module's tree."""
+    scope = tree
+    for name in qualname.split("."):
+        scope = next(node for node in scope.body if getattr(node, "name", None) == name)
+    return scope
+
+
+def _branch(func, label):
+    """The `if` statement of `func` whose test compares with the constant `label`, e.g. `if method == "label":`."""
+    return next(node for node in ast.walk(func) if isinstance(node, ast.If) and any(
+        isinstance(c, ast.Constant) and c.value == label for c in ast.walk(node.test)))
+
+
+def _docstring(func):
+    body = func.body
+    return body[0] if isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant) \
+        else None
+
+
+def blank_source(source: str, pieces: list[str]) -> str:
+    """`source` with each piece ("f", "Class.method", or "f[label]" for f's branch on `label`) replaced by
+    raise NotImplementedError: a function keeps its signature and its docstring's first paragraph (what it returns),
+    a branch keeps its `if` line. What a teacher hands out."""
     tree, lines = ast.parse(source), source.splitlines(keepends=True)
-    spans = []
-    for qualname in qualnames:
-        scope = tree
-        for name in qualname.split("."):
-            scope = next(node for node in scope.body if getattr(node, "name", None) == name)
-        body = scope.body
-        has_doc = isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant)
-        first = body[1] if has_doc else body[0]
-        spans.append((first.lineno, scope.end_lineno, first.col_offset, qualname))
-    for start, end, indent, qualname in sorted(spans, reverse=True):  # bottom up: line numbers stay valid
-        lines[start - 1:end] = [" " * indent + f'raise NotImplementedError("exercise: write {qualname}, '
-                                "see EXERCISES.md\")\n"]
+    edits = []  # (first line, last line, 1-based and inclusive, replacement lines)
+    for piece in pieces:
+        qualname, _, label = piece.partition("[")
+        func = _find(tree, qualname)
+        if label:
+            block = _branch(func, label[:-1]).body
+            what = f"the {label[:-1]} branch"
+            start, kept = block[0].lineno, []
+        else:
+            block, doc, what = func.body, _docstring(func), qualname
+            start, kept = (doc or block[0]).lineno, []
+            if doc:
+                text = lines[doc.lineno - 1:doc.end_lineno]
+                cut = next((i for i, line in enumerate(text) if not line.strip()), None)  # the first blank line
+                kept = text if cut is None else text[:cut - 1] + [text[cut - 1].rstrip("\n") + '"""\n']
+                block = block[1:]
+        indent = " " * block[0].col_offset
+        raise_line = f'{indent}raise NotImplementedError("exercise: write {what}, see EXERCISES.md")\n'
+        edits.append((start, block[-1].end_lineno, kept + [raise_line]))
+    for start, end, new in sorted(edits, reverse=True):  # bottom up: line numbers stay valid
+        lines[start - 1:end] = new
     return "".join(lines)
 
 
 def targets(names):
-    """{"mmr1": [qualnames], "vas": [...]} for the exercises `names`, each function once."""
-    out = {"mmr1": [], "vas": []}
+    """{"mmr1": [pieces], "vas": [...], "derivation": [...]} for the exercises `names`, each piece once."""
+    out = {file: [] for file in FILES}
     for name in names:
         for target in EXERCISES[name]:
-            file, qualname = target.split(":")
-            if qualname not in out[file]:
-                out[file].append(qualname)
+            file, piece = target.split(":")
+            if piece not in out[file]:
+                out[file].append(piece)
     return out
 
 
 def load_blanked(names, tag):
-    """Fresh copies of mmr1 and vas with the exercises' functions blanked (the real files are not touched)."""
-    modules = {}
-    for file, qualnames in targets(names).items():
-        path = os.path.join(ROOT, f"{file}.py")
+    """Fresh copies of the modules with the exercises' pieces blanked (the real files are not touched)."""
+    modules = dict(REFERENCE)
+    for file, pieces in targets(names).items():
+        if not pieces:
+            continue
+        path = os.path.join(ROOT, FILES[file])
         module = types.ModuleType(f"{file}_blank_{tag}")
         module.__file__ = path
         sys.modules[module.__name__] = module  # dataclasses look their module up
-        exec(compile(blank_source(open(path).read(), qualnames), path, "exec"), module.__dict__)
+        exec(compile(blank_source(open(path).read(), pieces), path, "exec"), module.__dict__)
         modules[file] = module
     return modules
 
@@ -582,14 +833,33 @@ def surrogate_with(pick=torch.max, swap_clip=False, detach_ratio=False, inverted
 def mean_with(kind):
     """A masked mean with one mistake switched on."""
     def masked_mean(values, mask, seq_mean=False):
-        if kind == "mean_over_sequences" or seq_mean:
+        if kind == "filler_rows_counted" and seq_mean:
             return ((values * mask).sum(1) / mask.sum(1).clamp(min=1)).mean()
+        if kind == "mean_over_sequences" or seq_mean:
+            return ((values * mask).sum(1) / mask.sum(1).clamp(min=1)).sum() / mask.amax(1).sum().clamp(min=1)
         if kind == "padding_in_denominator":
             return (values * mask).sum() / mask.numel()
         if kind == "padding_values_counted":
             return values.sum() / mask.sum().clamp(min=1)
-        return (values * mask).sum() / mask.sum()  # "empty_mask_nan": 0 / 0 when no token is real
+        if kind == "empty_mask_nan":
+            return (values * mask).sum() / mask.sum()  # 0 / 0 when no token is real
+        return (values * mask).sum() / mask.sum().clamp(min=1)
     return masked_mean
+
+
+def normaliser_with(kind):
+    """A micro-batch backward with one mistake switched on."""
+    def backward(loss, units, total):
+        if kind == "sum_of_means":  # every part's mean at weight 1: more parts, a larger gradient
+            loss.backward()
+            return 1.0
+        if kind == "token_sum":  # the part's sum, not its share of the mean
+            (loss * units * mmr1.world()).backward()
+            return float(units)
+        share = float(units / total)
+        (loss * share * (1 if kind == "no_world" else mmr1.world())).backward()
+        return 1.0 if kind == "weight_not_returned" else share
+    return backward
 
 
 def logprob_with(kind):
@@ -619,13 +889,11 @@ def mask_mistake(kind):
 
 
 def boxed_lazy_regex(text):
-    import re
     found = re.findall(r"\\boxed\s*\{(.*?)\}", text)
     return found[-1] if found else None
 
 
 def boxed_first(text):
-    import re
     m = re.search(r"\\boxed\s*\{", text)
     if not m:
         return None
@@ -636,6 +904,20 @@ def boxed_first(text):
     return text[m.end():i - 1] if depth == 0 else None
 
 
+def agree_with(kind):
+    """The chance that a group agrees, with one mistake switched on."""
+    def agree_probability(ovs, group_size):
+        p = (1 + math.sqrt(max(0.0, 1 - 4 * ovs))) / 2
+        if kind == "all_right_only":  # forgets the groups where every rollout is wrong
+            return p ** group_size
+        if kind == "linear_in_ovs":  # right for G = 2 and 3 only
+            return 1 - group_size * ovs
+        if kind == "ovs_as_pass_rate":
+            return ovs ** group_size + (1 - ovs) ** group_size
+        return 1 - ovs  # "no_group_size": the chance that two rollouts differ is not that of G
+    return agree_probability
+
+
 def ovs_sample_variance(correct):
     return np.var(np.asarray(correct, dtype=float), axis=-1, ddof=1)
 
@@ -643,6 +925,25 @@ def ovs_sample_variance(correct):
 def ovs_std(correct):
     p = np.mean(np.asarray(correct, dtype=float), axis=-1)
     return np.sqrt(p * (1 - p))
+
+
+class MinMaxSampler(vas.VarianceAwareSampler):
+    def probabilities(self):
+        with np.errstate(invalid="ignore"):  # equal scores: 0 / 0
+            s = (self.scores - self.scores.min()) / (self.scores.max() - self.scores.min())
+            return s / s.sum()
+
+
+class SoftmaxSampler(vas.VarianceAwareSampler):
+    def probabilities(self):
+        e = np.exp(self.scores)
+        return e / e.sum()
+
+
+class NoFallbackSampler(vas.VarianceAwareSampler):
+    def probabilities(self):
+        with np.errstate(invalid="ignore"):  # every score 0: 0 / 0
+            return self.scores / self.scores.sum()
 
 
 def tds_padded(responses, method="self_bleu", n=3):
@@ -657,31 +958,59 @@ def tds_similarity(responses, method="self_bleu", n=3):
     return 1.0 - vas.trajectory_diversity_score(responses, method, n)  # raw self-BLEU, as the official code adds
 
 
-def tds_unnormalised_edit(responses, method="self_bleu", n=3):
-    """The official code's edit distance: raw token counts, which swamp OVS <= 0.25."""
-    if method != "edit":
-        return vas.trajectory_diversity_score(responses, method, n)
-    toks = [[str(t) for t in vas._tokens(r)] for r in responses]
-    vocab = {}
-    ids = [np.array([vocab.setdefault(t, len(vocab)) for t in ts]) for ts in toks]
-    return float(np.mean([vas._edit_distance(ids[i], ids[j]) for i in range(len(ids)) for j in range(i + 1, len(ids))]))
+def tds_with(bleu):
+    """1 - the mean over responses of bleu(response, the others, n)."""
+    def trajectory_diversity_score(responses, method="self_bleu", n=3):
+        toks = [vas._tokens(r) for r in responses]
+        return 1.0 - float(np.mean([bleu(t, toks[:i] + toks[i + 1:], n) for i, t in enumerate(toks)]))
+    return trajectory_diversity_score
 
 
-def vps_swapped(ovs, tds, alpha=0.8, beta=0.2):
-    return beta * np.asarray(ovs, dtype=float) + alpha * np.asarray(tds, dtype=float)
+def bleu_pairwise(hyp, refs, n):  # one reference at a time, averaged: a copy among several is no longer found
+    return float(np.mean([vas._bleu(hyp, [r], n) for r in refs]))
 
 
-class MinMaxSampler(vas.VarianceAwareSampler):
-    def probabilities(self):
-        with np.errstate(invalid="ignore"):  # equal scores: 0 / 0
-            s = (self.scores - self.scores.min()) / (self.scores.max() - self.scores.min())
-            return s / s.sum()
+def bleu_no_brevity(hyp, refs, n):  # a short prefix of a reference scores as its copy
+    ref_len = min((abs(len(r) - len(hyp)), len(r)) for r in refs)[1]
+    brevity = 1.0 if len(hyp) >= ref_len else math.exp(1.0 - ref_len / len(hyp))
+    return vas._bleu(hyp, refs, n) / brevity
 
 
-class SoftmaxSampler(vas.VarianceAwareSampler):
-    def probabilities(self):
-        e = np.exp(self.scores)
-        return e / e.sum()
+def bleu_unsmoothed(hyp, refs, n):  # any k-gram order without a match makes BLEU 0
+    for k in range(1, n + 1):
+        grams = vas._ngrams(hyp, k)
+        if not any(g in vas._ngrams(r, k) for r in refs for g in grams):
+            return 0.0
+    return vas._bleu(hyp, refs, n)
+
+
+def sampler_with(kind):
+    """The mixed sampler with one mistake switched on in next_batch."""
+    class Sampler(vas.VarianceAwareSampler):
+        def next_batch(self):
+            rng = np.random if kind == "global_rng" else self.rng
+            k = math.ceil(self.mixture_ratio * self.batch_size) if kind == "rounded_up_split" else self.num_weighted
+            if kind == "without_replacement":
+                weighted = rng.choice(self.num_prompts, size=k, replace=False, p=self.probabilities())
+            elif kind == "weighted_uniformly":
+                weighted = rng.choice(self.num_prompts, size=k)
+            else:
+                weighted = rng.choice(self.num_prompts, size=k, p=self.probabilities())
+            if kind == "uniform_with_replacement":
+                return [int(i) for i in weighted] + [int(i) for i in rng.integers(self.num_prompts,
+                                                                                   size=self.batch_size - k)]
+            need = self.batch_size - k
+            if kind == "leftover_dropped" and self._cursor + need > len(self._order):  # a new epoch for every batch
+                self._order, self._cursor = rng.permutation(self.num_prompts), 0  # that the old one cannot fill
+            uniform = []
+            for _ in range(need):
+                if self._cursor == len(self._order):
+                    self._order, self._cursor = rng.permutation(self.num_prompts), 0
+                    self.epoch += 1
+                uniform.append(int(self._order[self._cursor]))
+                self._cursor += 1
+            return [int(i) for i in weighted] + uniform
+    return Sampler
 
 
 def step_with(kind):
@@ -704,16 +1033,26 @@ MISTAKES = {  # exercise -> {mistake: arguments of the check}
                   "detached_ratio": (surrogate_with(detach_ratio=True),),
                   "inverted_ratio": (surrogate_with(inverted=True),)},
     "token_mean": {kind: (mean_with(kind),) for kind in ("mean_over_sequences", "padding_in_denominator",
-                                                          "padding_values_counted", "empty_mask_nan")},
+                                                          "padding_values_counted", "empty_mask_nan",
+                                                          "filler_rows_counted")},
+    "normaliser": {kind: (normaliser_with(kind),) for kind in ("sum_of_means", "token_sum", "no_world",
+                                                                "weight_not_returned")},
     "logprob": {kind: (logprob_with(kind),) for kind in ("not_shifted", "softmax_over_positions", "no_temperature",
                                                           "temperature_after")},
     "mask": {kind: (mask_mistake(kind),) for kind in ("padding_counted", "eos_dropped", "last_eos", "not_padding")},
     "reward": {"lazy_regex": (boxed_lazy_regex,), "first_box": (boxed_first,)},
-    "ovs": {"sample_variance": (ovs_sample_variance,), "std": (ovs_std,)},
-    "tds": {"padded": (tds_padded,), "similarity": (tds_similarity,), "unnormalised_edit": (tds_unnormalised_edit,)},
-    "vps": {"swapped_weights": (vps_swapped, vas.VarianceAwareSampler),
-            "min_max": (vas.variance_promotion_score, MinMaxSampler),
-            "softmax": (vas.variance_promotion_score, SoftmaxSampler)},
+    "agree": {kind: (agree_with(kind),) for kind in ("all_right_only", "linear_in_ovs", "ovs_as_pass_rate",
+                                                      "no_group_size")},
+    "vps": {"sample_variance": (ovs_sample_variance, vas.VarianceAwareSampler),
+            "std": (ovs_std, vas.VarianceAwareSampler),
+            "min_max": (vas.outcome_variance_score, MinMaxSampler),
+            "softmax": (vas.outcome_variance_score, SoftmaxSampler),
+            "no_fallback": (vas.outcome_variance_score, NoFallbackSampler)},
+    "tds": {"padded": (tds_padded,), "similarity": (tds_similarity,), "pairwise": (tds_with(bleu_pairwise),),
+            "no_brevity_penalty": (tds_with(bleu_no_brevity),), "unsmoothed": (tds_with(bleu_unsmoothed),)},
+    "sampler": {kind: (sampler_with(kind),) for kind in ("without_replacement", "weighted_uniformly",
+                                                          "uniform_with_replacement", "rounded_up_split",
+                                                          "leftover_dropped", "global_rng")},
     "grpo_step": {kind: (step_with(kind),) for kind in ("accuracy_only", "always_std", "one_pass", "counts_steps")},
 }
 
@@ -723,15 +1062,16 @@ MISTAKES = {  # exercise -> {mistake: arguments of the check}
 def test_checks_and_mistakes_cover_every_exercise():
     assert set(CHECKS) == set(EXERCISES) == set(MISTAKES) and set(EXPERIMENT_CHECKS) == set(EXPERIMENTS)
     assert all(len(MISTAKES[name]) >= 2 for name in EXERCISES), "every check rejects at least two mistakes"
-    functions = [target for funcs in EXERCISES.values() for target in funcs]
+    pieces = [target for funcs in EXERCISES.values() for target in funcs]
+    assert len(pieces) == len(set(pieces)), "a piece belongs to one exercise only"
+    functions = [target.partition("[")[0] for target in pieces]
     assert len(functions) == len(set(functions)), "a function belongs to one exercise only"
 
 
 @pytest.mark.parametrize("name", list(EXERCISES))
 def test_check_catches_blank(name):
-    blanked = load_blanked([name], name)
-    with pytest.raises(NotImplementedError):
-        CHECKS[name](*implementations({"mmr1": mmr1, "vas": vas, **blanked})[name])
+    with pytest.raises(NotImplementedError, match="EXERCISES.md"):
+        CHECKS[name](*implementations(load_blanked([name], name))[name])
 
 
 @pytest.mark.parametrize("name, mistake", [(n, m) for n in MISTAKES for m in MISTAKES[n]])
@@ -740,62 +1080,135 @@ def test_check_catches_mistake(name, mistake):
         CHECKS[name](*MISTAKES[name][mistake])
 
 
-def _body_lines(source: str) -> dict[str, range]:
-    """{qualified name: 0-based line range of its body after the docstring} of every function and method."""
-    spans = {}
+def _first_paragraph(doc: str) -> str:
+    return inspect.cleandoc(doc).split("\n\n")[0]
 
-    def visit(nodes, prefix):
-        for node in nodes:
-            if isinstance(node, ast.ClassDef):
-                visit(node.body, f"{prefix}{node.name}.")
-            elif isinstance(node, ast.FunctionDef):
-                first = node.body[1] if ast.get_docstring(node) is not None else node.body[0]
-                spans[prefix + node.name] = range(first.lineno - 1, node.end_lineno)
-    visit(ast.parse(source).body, "")
-    return spans
+
+def _spans(source: str, pieces: list[str]) -> list[tuple[int, int]]:
+    """0-based line ranges [start, end) that blanking may change: of a function, from its docstring (or its first
+    statement) to its end; of a branch, its body."""
+    tree, spans = ast.parse(source), []
+    for piece in pieces:
+        qualname, _, label = piece.partition("[")
+        func = _find(tree, qualname)
+        first = _branch(func, label[:-1]).body[0] if label else func.body[0]
+        last = _branch(func, label[:-1]).body[-1] if label else func.body[-1]
+        spans.append((first.lineno - 1, last.end_lineno))
+    return sorted(spans)
+
+
+def _outside(lines: list[str], spans) -> list[str]:
+    out, at = [], 0
+    for start, end in spans:
+        out += lines[at:start] + ["<blanked>\n"]
+        at = end
+    return out + lines[at:]
 
 
 @pytest.mark.parametrize("name", list(EXERCISES))
-def test_blank_changes_only_the_exercises_functions(name):
-    """`--blank NAME` replaces the bodies of NAME's functions by one `raise` line each; every other byte of
-    mmr1.py and vas.py stays (the lines that differ are found by difflib, not by the blanking code)."""
-    for file, qualnames in targets([name]).items():
-        source = open(os.path.join(ROOT, f"{file}.py")).read()
-        old, new = source.splitlines(keepends=True), blank_source(source, qualnames).splitlines(keepends=True)
-        bodies, changed = _body_lines(source), []
-        for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, old, new, autojunk=False).get_opcodes():
-            if tag == "equal":
-                continue
-            owner = [q for q in qualnames if bodies[q] == range(i1, i2)]
-            assert owner and len(new[j1:j2]) == 1 and "raise NotImplementedError" in new[j1], (old[i1:i2], new[j1:j2])
-            changed += owner
-        assert sorted(changed) == sorted(qualnames), f"{file}.py: blanked {changed}, expected {qualnames}"
+def test_blank_changes_only_the_exercises_pieces(name):
+    """`--blank NAME` leaves every line outside NAME's pieces as it was (both files cut by their own syntax tree,
+    not by the blanking code); a blanked function is its signature, its docstring's first paragraph and one `raise`,
+    a blanked branch its `if` line and one `raise`."""
+    for file, pieces in targets([name]).items():
+        if not pieces:
+            continue
+        source = open(os.path.join(ROOT, FILES[file])).read()
+        blanked = blank_source(source, pieces)
+        assert _outside(source.splitlines(True), _spans(source, pieces)) == \
+            _outside(blanked.splitlines(True), _spans(blanked, pieces)), f"{file}: lines outside {pieces} changed"
+        old, new = ast.parse(source), ast.parse(blanked)
+        for piece in pieces:
+            qualname, _, label = piece.partition("[")
+            before, after = _find(old, qualname), _find(new, qualname)
+            body = _branch(after, label[:-1]).body if label else after.body
+            if not label:
+                assert ast.dump(before.args) == ast.dump(after.args), f"{qualname}: the signature changed"
+                assert _docstring(after) and ast.get_docstring(after) == _first_paragraph(ast.get_docstring(before))
+                body = body[1:]
+            assert len(body) == 1 and isinstance(body[0], ast.Raise), f"{piece}: the body is not one raise"
 
 
-def test_blanked_modules_import_and_keep_signatures_and_docstrings():
-    blanked, real = load_blanked(list(EXERCISES), "all"), {"mmr1": mmr1, "vas": vas}
-    for file, qualnames in targets(EXERCISES).items():
-        for qualname in qualnames:
-            new, old = blanked[file], real[file]
-            for part in qualname.split("."):
+def _expressions(nodes) -> set[str]:
+    """The compound expressions (operators, calls with arguments, subscripts) of `nodes`, unparsed without spaces
+    and without the module prefixes torch., np., math. and self. (a call without arguments names an API)."""
+    found = set()
+    for node in nodes:
+        for sub in ast.walk(node):
+            if isinstance(sub, (ast.BinOp, ast.Subscript, ast.Compare, ast.BoolOp, ast.UnaryOp)) or (
+                    isinstance(sub, ast.Call) and (sub.args or sub.keywords)):
+                text = re.sub(r"\b(torch|np|math|self)\.", "", ast.unparse(sub)).replace(" ", "")
+                if len(text) >= 6:
+                    found.add(text)
+    return found
+
+
+def _removed(source: str, piece: str):
+    """The statements that blanking `piece` removes."""
+    qualname, _, label = piece.partition("[")
+    func = _find(ast.parse(source), qualname)
+    return _branch(func, label[:-1]).body if label else func.body[1 if _docstring(func) else 0:]
+
+
+def test_kept_docstrings_say_what_not_how():
+    """Each blanked function keeps at least one sentence of its docstring, and no expression of its body."""
+    for file, pieces in targets(EXERCISES).items():
+        source = open(os.path.join(ROOT, FILES[file])).read()
+        blanked = ast.parse(blank_source(source, pieces))
+        for piece in pieces:
+            doc = ast.get_docstring(_find(blanked, piece.partition("[")[0]))
+            assert doc and len(doc.split()) >= 5 and doc.rstrip().endswith("."), f"{piece}: {doc!r}"
+            flat = doc.replace(" ", "").replace("\n", "")
+            leaked = [e for e in _expressions(_removed(source, piece)) if e in flat]
+            assert not leaked, f"{piece}: the kept docstring holds {leaked}"
+
+
+def test_exercise_text_before_the_hints_holds_no_reference_expression():
+    text = open(os.path.join(ROOT, "EXERCISES.md")).read()
+    assert "\n## Hints" in text, "EXERCISES.md keeps its hints in a section of their own"
+    exercises = text.split("\n## Hints")[0].replace(" ", "").replace("`", "")
+    for name in EXERCISES:
+        for file, pieces in targets([name]).items():
+            source = open(os.path.join(ROOT, FILES[file])).read()
+            for piece in pieces:
+                leaked = [e for e in _expressions(_removed(source, piece)) if e in exercises]
+                assert not leaked, f"EXERCISES.md spells out {leaked} of {piece} before the hints"
+
+
+def test_blanked_modules_import_and_keep_signatures():
+    blanked = load_blanked(list(EXERCISES), "all")
+    for file, pieces in targets(EXERCISES).items():
+        for piece in pieces:
+            new, old = blanked[file], REFERENCE[file]
+            for part in piece.partition("[")[0].split("."):
                 new, old = getattr(new, part), getattr(old, part)
-            assert new.__doc__ == old.__doc__ and inspect.signature(new) == inspect.signature(old)
+            assert inspect.signature(new) == inspect.signature(old)
+            assert new.__doc__ and _first_paragraph(old.__doc__) == inspect.cleandoc(new.__doc__).split("\n\n")[0]
     assert blanked["mmr1"].normalise(" 3.0 ") == "3" and blanked["vas"].DIVERSITY_METHODS  # the rest is untouched
+    assert blanked["vas"].trajectory_diversity_score(["a b", "a c"], "edit") == 0.5  # the other diversity measures
     with pytest.raises(NotImplementedError, match="EXERCISES.md"):
         blanked["vas"].outcome_variance_score([1, 0])
 
 
-def test_exercises_md_names_every_exercise_function_and_experiment_command():
+NUMBERS = "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen".split()
+
+
+def test_exercises_md_names_every_exercise_and_experiment_and_counts_them():
     text = open(os.path.join(ROOT, "EXERCISES.md")).read()
-    for name, funcs in EXERCISES.items():
+    for name, pieces in EXERCISES.items():
         assert f"-k exercise_{name}`" in text, name
-        for target in funcs:
-            assert target.replace(":", ".") in text, target
+        for target in pieces:
+            assert target.partition("[")[0].replace(":", ".") in text, target
     for name, runs in EXPERIMENTS.items():
         assert f"-k experiment_{name}`" in text, name
         for flags in runs.values():
             assert " ".join(flags) in text, (name, " ".join(flags))
     assert " ".join(COLD_START) in text
+    single = sum(len(pieces) == 1 and "[" not in pieces[0] for pieces in EXERCISES.values())
+    count = (f"{NUMBERS[len(EXERCISES)].capitalize()} exercises, then {NUMBERS[len(EXPERIMENTS)]} experiments. "
+             f"{NUMBERS[single].capitalize()} exercises ask for one function, {NUMBERS[len(EXERCISES) - single]} for "
+             "two pieces")
+    assert count in " ".join(text.split()), count
 
 
 def main(argv=None):
@@ -805,8 +1218,8 @@ def main(argv=None):
     parser.add_argument("--list", action="store_true", help="list the exercises, their functions, the experiments")
     args = parser.parse_args(argv)
     if args.list or args.blank is None:
-        for name, funcs in EXERCISES.items():
-            print(f"{name:<12} {', '.join(funcs)}")
+        for name, pieces in EXERCISES.items():
+            print(f"{name:<12} {', '.join(pieces)}")
         for name, runs in EXPERIMENTS.items():
             for label, flags in runs.items():
                 print(f"{name:<12} {label}: python mmr1.py --init-from COLD/sft {' '.join(flags)}")
@@ -814,15 +1227,15 @@ def main(argv=None):
     unknown = set(args.blank) - set(EXERCISES)
     if unknown:
         parser.error(f"unknown exercise(s) {sorted(unknown)}; choose from {', '.join(EXERCISES)}")
-    for file, qualnames in targets(args.blank or list(EXERCISES)).items():
-        if qualnames:
-            path = os.path.join(ROOT, f"{file}.py")
+    for file, pieces in targets(args.blank or list(EXERCISES)).items():
+        if pieces:
+            path = os.path.join(ROOT, FILES[file])
             with open(path) as f:
-                source = blank_source(f.read(), qualnames)  # read all before writing anything
+                source = blank_source(f.read(), pieces)  # read all before writing anything
             with open(path, "w") as f:
                 f.write(source)
-            print(f"blanked in {file}.py: {', '.join(qualnames)}")
-    print("restore the reference implementations with: git checkout -- mmr1.py vas.py")
+            print(f"blanked in {FILES[file]}: {', '.join(pieces)}")
+    print(f"restore the reference implementations with: git checkout -- {' '.join(FILES.values())}")
 
 
 if __name__ == "__main__":
