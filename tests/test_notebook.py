@@ -1,14 +1,20 @@
-"""demo.ipynb: it runs top to bottom without an error, and the committed copy carries the outputs of a full run
-of the current mmr1.py, vas.py and data.py.
+"""demo.ipynb: it runs top to bottom without an error, each of its assertions fails when what it claims is made
+false, and the committed copy carries the outputs of a full run of the current mmr1.py, vas.py and data.py.
 
-The executed run uses MMR1_DEMO_FAST=1, which the notebook reads to shrink its step counts: the same cells, tiny
-sizes, well under a minute. The pictures a reader sees come from the committed full run, which is stamped with
-the sha256 of the mmr1.py, vas.py and data.py it ran; after changing one, execute and stamp it again (75 s):
+The executed run uses MMR1_DEMO_FAST=1, which the notebook reads to shrink its sizes: the same cells, the smallest
+sizes at which every assertion still runs and holds, under a minute on one thread. Then, in the same kernel, each
+asserting cell is run again with what it claims made false (the optimiser step skipped, the advantages' sign
+flipped, prompts drawn uniformly, the experiment's arms exchanged), and must fail on its own assertion.
+The pictures a reader sees come from the committed full run, which is stamped with the sha256 of the mmr1.py,
+vas.py and data.py it ran; after changing one, execute and stamp it again (one to two minutes):
     python tests/test_notebook.py --stamp        # then commit demo.ipynb
 and check the stamp alone with
     python -m pytest -q tests/test_notebook.py -m stamp
 """
 import argparse
+import ast
+import contextlib
+import copy
 import hashlib
 import os
 import re
@@ -16,6 +22,7 @@ import sys
 
 import nbformat
 import pytest
+from nbclient.exceptions import CellExecutionError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)  # run as a script (--stamp), this file needs the repository root too
@@ -35,23 +42,46 @@ def source_sha256() -> str:
     return digest.hexdigest()
 
 
-def execute(nb, fast: bool, timeout: int = 300) -> None:
-    """Run every cell in a fresh kernel, in the repository root; raises CellExecutionError at the first error."""
-    from nbclient import NotebookClient
-
-    env = {"MMR1_DEMO_FAST": "1"} if fast else {}
+@contextlib.contextmanager
+def environment(fast: bool):
+    """What the kernel inherits: FAST sizes or full, and one thread (tiny tensors: one is as fast)."""
     old = {k: os.environ.get(k) for k in ("MMR1_DEMO_FAST", "OMP_NUM_THREADS")}
-    os.environ.update({**env, "OMP_NUM_THREADS": "1"})  # the kernel inherits this; tiny tensors: one thread is as fast
-    if not fast:
+    os.environ["OMP_NUM_THREADS"] = "1"
+    if fast:
+        os.environ["MMR1_DEMO_FAST"] = "1"
+    else:
         os.environ.pop("MMR1_DEMO_FAST", None)
     try:
-        NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": ROOT}}).execute()
+        yield
     finally:
         for k, v in old.items():
             if v is None:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+def client(nb, timeout: int):
+    from nbclient import NotebookClient
+
+    return NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": ROOT}})
+
+
+def execute(nb, fast: bool, timeout: int = 300) -> None:
+    """Run every cell in a fresh kernel, in the repository root; raises CellExecutionError at the first error."""
+    with environment(fast):
+        client(nb, timeout).execute()
+
+
+@contextlib.contextmanager
+def kernel(nb, fast: bool, timeout: int = 300):
+    """A fresh kernel that has run every cell of `nb` top to bottom, as `execute` does, and stays up: yields a
+    function that runs more code in it, in the notebook's namespace (raising CellExecutionError on an error)."""
+    runner = client(nb, timeout)
+    with environment(fast), runner.setup_kernel():
+        for index, cell in enumerate(nb.cells):
+            runner.execute_cell(cell, index, execution_count=runner.code_cells_executed + 1)
+        yield lambda source: runner.execute_cell(nbformat.v4.new_code_cell(source), 0)
 
 
 def stamp() -> None:
@@ -71,31 +101,108 @@ def images(nb):
     return sum("image/png" in out.get("data", {}) for cell in code_cells(nb) for out in cell.outputs)
 
 
-def test_notebook_runs_top_to_bottom():
+@pytest.fixture(scope="module")
+def fast_run():
+    """The notebook run top to bottom at FAST sizes (its outputs: `ran`), and its kernel, still up."""
     nb = nbformat.read(NOTEBOOK, as_version=4)
-    execute(nb, fast=True)  # raises CellExecutionError, naming the cell, at the first error
-    assert images(nb) >= 10
-    assert "FAST sizes" in code_cells(nb)[-1].outputs[0]["text"]
+    with kernel(nb, fast=True) as run:  # raises CellExecutionError, naming the cell, at the first error
+        yield copy.deepcopy(nb), run
 
 
-def test_committed_notebook_has_the_outputs_of_a_full_run():
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    cells = code_cells(nb)
-    assert [cell.execution_count for cell in cells] == list(range(1, len(cells) + 1)), "run top to bottom once"
-    assert not any(out.output_type == "error" for cell in cells for out in cell.outputs)
-    assert images(nb) >= 10, "the pictures are committed, so a reader on the web sees them"
-    assert "full sizes" in cells[-1].outputs[0]["text"], "the committed outputs come from the full run"
+def test_notebook_runs_top_to_bottom(fast_run):
+    ran, _ = fast_run
+    assert images(ran) >= 10
+    assert "FAST sizes" in code_cells(ran)[-1].outputs[0]["text"]
 
 
-def test_cells_are_short_and_import_rather_than_paste():
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    source = "\n".join(cell.source for cell in code_cells(nb))
-    assert "import mmr1" in source and "import vas" in source
-    for cell in code_cells(nb):
-        assert len(cell.source.splitlines()) <= SCREEN, f"a cell longer than a screen:\n{cell.source[:200]}"
-    defined = set(re.findall(r"^\s*def (\w+)", source, re.M)) | set(re.findall(r"^\s*class (\w+)", source, re.M))
-    pasted = {name for name in defined if hasattr(mmr1, name) or hasattr(vas, name)}
-    assert not pasted, f"the notebook redefines {pasted}: import them from mmr1/vas instead"
+# What each asserting cell claims, made false. A mutation is code run in the notebook's kernel; then the code cells
+# are run again from the one that begins with `rerun` to the end of its section, and one of them must fail on the
+# assertion whose message begins with `fails`; `undo` restores the kernel. Section 8 asserts one sentence at a time
+# (its `claims`): one mutation for each, each made false by editing the committed results in a copy.
+FLIP = ("_loss = mmr1.grpo_loss\n"
+        "mmr1.grpo_loss = lambda logp, old, ref, adv, *a, **k: _loss(logp, old, ref, -adv, *a, **k)")
+SECTION_8 = "_saved, results = results, copy.deepcopy(results)\n"
+MUTATIONS = {
+    "6: skip the optimiser step": dict(
+        patch="_step = torch.optim.AdamW.step\ntorch.optim.AdamW.step = lambda self, closure=None: None",
+        undo="torch.optim.AdamW.step = _step", rerun="step_policy =", fails="rewarded must rise"),
+    "6: flip the advantages' sign in the loss": dict(
+        patch=FLIP, undo="mmr1.grpo_loss = _loss", rerun="step_policy =", fails="rewarded must rise"),
+    "7: draw uniformly": dict(
+        patch="_probabilities = vas.VarianceAwareSampler.probabilities\n"
+              "vas.VarianceAwareSampler.probabilities = lambda self: np.full(self.num_prompts, 1 / self.num_prompts)",
+        undo="vas.VarianceAwareSampler.probabilities = _probabilities", rerun="pool, N =",
+        fails="prompts drawn by VPS agree as often"),
+    "8: the paper's VAS runs as uniform at d = 0.25": dict(
+        patch=SECTION_8 + "results['0.25']['vas-paper'] = results['0.25']['uniform']",
+        undo="results = _saved", rerun="runs = lambda", fails="**Few dead prompts"),
+    "8: VAS with no bill runs as the paper's at d = 0.25": dict(
+        patch=SECTION_8 + "results['0.25']['vas-free'] = results['0.25']['vas-paper']",
+        undo="results = _saved", rerun="runs = lambda", fails="VAS with no scoring bill reaches"),
+    "8: VAS with no bill runs as uniform at d = 0.9": dict(
+        patch=SECTION_8 + "results['0.9']['vas-free'] = results['0.9']['uniform']",
+        undo="results = _saved", rerun="runs = lambda", fails="**Many dead prompts"),
+    "8: VAS at lambda 0.5 runs as VAS with no bill at d = 0.9": dict(
+        patch=SECTION_8 + "results['0.9']['vas-paper-0.5'] = results['0.9']['vas-free']",
+        undo="results = _saved", rerun="runs = lambda", fails="The paper's VAS at λ = 0.5"),
+    "8: VAS with no bill draws no all-equal group at d = 0.75": dict(
+        patch=SECTION_8 + "for run in results['0.75']['vas-free'].values():\n    run['zero_std_frac'] = 0.0",
+        undo="results = _saved", rerun="runs = lambda", fails="VAS with no bill draws more"),
+    "8: dynamic sampling runs as uniform at d = 0.9": dict(
+        patch=SECTION_8 + "results['0.9']['filter'] = results['0.9']['uniform']",
+        undo="results = _saved", rerun="runs = lambda", fails="**Dynamic sampling**"),
+    "8: count ends where it started in every run at d = 0.9": dict(
+        patch=SECTION_8 + "for seeds in results['0.9'].values():\n    for run in seeds.values():\n"
+                          "        run['family_accuracy']['count'][-1] = run['family_accuracy']['count'][0]",
+        undo="results = _saved", rerun="runs = lambda", fails="**Count**"),
+    "9: flip the advantages' sign in the loss": dict(
+        patch=FLIP, undo="mmr1.grpo_loss = _loss", rerun="mmr1.set_seed(2)", fails="one step does not raise"),
+}
+
+
+def rerun(nb, run, first: str) -> None:
+    """Run again the code cells from the one that begins with `first` to the end of its section."""
+    start = next(i for i, cell in enumerate(nb.cells) if cell.cell_type == "code" and cell.source.startswith(first))
+    for cell in nb.cells[start:]:
+        if cell.cell_type == "markdown" and cell.source.startswith("## "):
+            break
+        if cell.cell_type == "code":
+            run(cell.source)
+
+
+@pytest.mark.parametrize("name", MUTATIONS)
+def test_each_assertion_fails_when_its_claim_is_made_false(fast_run, name):
+    ran, run = fast_run
+    mutation = MUTATIONS[name]
+    run(mutation["patch"])
+    try:
+        with pytest.raises(CellExecutionError) as failed:
+            rerun(ran, run, mutation["rerun"])
+    finally:
+        run(mutation["undo"])
+    assert failed.value.ename == "AssertionError", failed.value
+    assert failed.value.evalue.startswith(mutation["fails"]), failed.value.evalue
+
+
+def test_every_assertion_has_a_mutation(fast_run):
+    """Every assert of the notebook is one that a mutation above makes fail: by its message, or, for section 8's
+    `assert holds, sentence`, one mutation for each sentence the run printed."""
+    ran, _ = fast_run
+    fails = [m["fails"] for m in MUTATIONS.values()]
+    asserts = [node for cell in code_cells(ran) for node in ast.walk(ast.parse(cell.source))
+               if isinstance(node, ast.Assert)]
+    for node in asserts:
+        assert node.msg is not None, f"an assert without a message: {ast.unparse(node)}"
+        if isinstance(node.msg, ast.Constant):
+            assert any(node.msg.value.startswith(f) for f in fails), f"no mutation makes this fail: {node.msg.value}"
+        else:
+            assert ast.unparse(node) == "assert holds, sentence", ast.unparse(node)
+    claims = next(cell for cell in code_cells(ran) if "claims = [" in cell.source)
+    shown = "".join(out.get("data", {}).get("text/markdown", "") for out in claims.outputs)
+    sentences = [line[2:] for line in shown.splitlines() if line.startswith("- ")]
+    section_8 = [m["fails"] for m in MUTATIONS.values() if m["rerun"] == "runs = lambda"]
+    assert sorted([f for f in section_8 if s.startswith(f)] for s in sentences) == sorted([f] for f in section_8), \
+        f"each sentence needs one mutation of its own: {sentences}"
 
 
 @pytest.mark.stamp
