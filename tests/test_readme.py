@@ -1,4 +1,5 @@
-"""README.md's first screen: the Algorithm 1 table names only functions that exist, and it sits near the top."""
+"""README.md: a first screen of at most 40 lines that says what VAS does and shows uniform beside VAS; the
+Algorithm 1 table names only functions that exist and follows it; the whole at most 250 lines, its links alive."""
 import functools
 import os
 import re
@@ -26,6 +27,26 @@ def test_every_function_the_algorithm_table_names_exists():
         assert callable(obj), name
 
 
-def test_the_table_is_on_the_first_screen():
+def readme() -> list[str]:
+    return open(os.path.join(ROOT, "README.md"), encoding="utf-8").read().splitlines()
+
+
+def test_the_first_screen_says_what_vas_does_and_shows_uniform_beside_it():
+    lines = readme()
+    first = "\n".join(lines[:40])  # the first screen
+    quick = lines.index("## Quick start")
+    assert next(i for i in range(quick + 3, len(lines)) if lines[i] == "```") < 40  # the whole quick start on it
+    assert "pip install -r requirements.txt" in first and "python -m pytest -q tests" in first
+    assert "What VAS does" in first and "dead" in first
+    assert "python mmr1.py --no-vas --seed 0" in first and "python mmr1.py --vas --seed 0" in first
+    table = [line for line in first.splitlines() if line.startswith("| ")]
+    assert "uniform" in table[0] and "VAS" in table[0] and len(table) >= 4  # header, rule, two rows or more
     start, _ = algorithm_table()
-    assert start < 30
+    assert start < 60  # after the first screen and the quick start
+
+
+def test_the_readme_is_short_and_its_links_resolve():
+    lines = readme()
+    assert len(lines) <= 250
+    for target in re.findall(r"\]\(([^)#]+)\)", "\n".join(lines)):
+        assert os.path.exists(os.path.join(ROOT, target)), target
