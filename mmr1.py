@@ -12,7 +12,7 @@ out and pays for the dropped groups. Either gains only where many prompts are de
 as happens late in real training (README, "When VAS pays").
 
 Run it:
-    python mmr1.py --vas                # tiny Qwen2.5-VL from scratch on toy geometry, 2 CPU cores, ~5 min
+    python mmr1.py --vas                # tiny Qwen2.5-VL from scratch on toy geometry, 2 CPU cores, ~9 min
     python mmr1.py --model Qwen2.5-VL-3B --vas --data DIR   # the paper's 3B setting on one GPU
     torchrun --nproc_per_node 8 mmr1.py --model Qwen2.5-VL-7B --vas --fsdp --data DIR
     python mmr1.py --help               # every flag, with the paper's symbol and value
