@@ -121,7 +121,14 @@ def test_notebook_runs_top_to_bottom(fast_run):
 # (its `claims`): one mutation for each, each made false by editing the committed results in a copy.
 FLIP = ("_loss = mmr1.grpo_loss\n"
         "mmr1.grpo_loss = lambda logp, old, ref, adv, *a, **k: _loss(logp, old, ref, -adv, *a, **k)")
-SECTION_8 = "_saved, results = results, copy.deepcopy(results)\n"
+
+
+def section_8(edit: str, fails: str) -> dict:
+    """A section 8 mutation: `edit` changes a copy of the committed results, the claims are asserted again."""
+    return dict(patch="_saved, results = results, copy.deepcopy(results)\n" + edit, undo="results = _saved",
+                rerun="runs = lambda", fails=fails)
+
+
 MUTATIONS = {
     "6: skip the optimiser step": dict(
         patch="_step = torch.optim.AdamW.step\ntorch.optim.AdamW.step = lambda self, closure=None: None",
@@ -133,28 +140,28 @@ MUTATIONS = {
               "vas.VarianceAwareSampler.probabilities = lambda self: np.full(self.num_prompts, 1 / self.num_prompts)",
         undo="vas.VarianceAwareSampler.probabilities = _probabilities", rerun="pool, N =",
         fails="prompts drawn by VPS agree as often"),
-    "8: the paper's VAS runs as uniform at d = 0.25": dict(
-        patch=SECTION_8 + "results['0.25']['vas-paper'] = results['0.25']['uniform']",
-        undo="results = _saved", rerun="runs = lambda", fails="**Few dead prompts"),
-    "8: VAS with no bill runs as the paper's at d = 0.25": dict(
-        patch=SECTION_8 + "results['0.25']['vas-free'] = results['0.25']['vas-paper']",
-        undo="results = _saved", rerun="runs = lambda", fails="VAS with no scoring bill reaches"),
-    "8: VAS with no bill runs as uniform at d = 0.9": dict(
-        patch=SECTION_8 + "results['0.9']['vas-free'] = results['0.9']['uniform']",
-        undo="results = _saved", rerun="runs = lambda", fails="**Many dead prompts"),
-    "8: VAS at lambda 0.5 runs as VAS with no bill at d = 0.9": dict(
-        patch=SECTION_8 + "results['0.9']['vas-paper-0.5'] = results['0.9']['vas-free']",
-        undo="results = _saved", rerun="runs = lambda", fails="The paper's VAS at λ = 0.5"),
-    "8: VAS with no bill draws no all-equal group at d = 0.75": dict(
-        patch=SECTION_8 + "for run in results['0.75']['vas-free'].values():\n    run['zero_std_frac'] = 0.0",
-        undo="results = _saved", rerun="runs = lambda", fails="VAS with no bill draws more"),
-    "8: dynamic sampling runs as uniform at d = 0.9": dict(
-        patch=SECTION_8 + "results['0.9']['filter'] = results['0.9']['uniform']",
-        undo="results = _saved", rerun="runs = lambda", fails="**Dynamic sampling**"),
-    "8: count ends where it started in every run at d = 0.9": dict(
-        patch=SECTION_8 + "for seeds in results['0.9'].values():\n    for run in seeds.values():\n"
-                          "        run['family_accuracy']['count'][-1] = run['family_accuracy']['count'][0]",
-        undo="results = _saved", rerun="runs = lambda", fails="**Count**"),
+    "8: the paper's VAS runs as uniform at d = 0.25": section_8(
+        "results['0.25']['vas-paper'] = results['0.25']['uniform']",
+        "**Few dead prompts"),
+    "8: VAS with no bill runs as the paper's at d = 0.25": section_8(
+        "results['0.25']['vas-free'] = results['0.25']['vas-paper']",
+        "VAS with no scoring bill reaches"),
+    "8: VAS with no bill runs as uniform at d = 0.9": section_8(
+        "results['0.9']['vas-free'] = results['0.9']['uniform']",
+        "**Many dead prompts"),
+    "8: VAS at lambda 0.5 runs as VAS with no bill at d = 0.9": section_8(
+        "results['0.9']['vas-paper-0.5'] = results['0.9']['vas-free']",
+        "The paper's VAS at λ = 0.5"),
+    "8: VAS with no bill draws no all-equal group at d = 0.75": section_8(
+        "for run in results['0.75']['vas-free'].values():\n    run['zero_std_frac'] = 0.0",
+        "VAS with no bill draws more"),
+    "8: dynamic sampling runs as uniform at d = 0.9": section_8(
+        "results['0.9']['filter'] = results['0.9']['uniform']",
+        "**Dynamic sampling**"),
+    "8: count ends where it started in every run at d = 0.9": section_8(
+        "for seeds in results['0.9'].values():\n    for run in seeds.values():\n"
+        "        run['family_accuracy']['count'][-1] = run['family_accuracy']['count'][0]",
+        "**Count**"),
     "9: flip the advantages' sign in the loss": dict(
         patch=FLIP, undo="mmr1.grpo_loss = _loss", rerun="mmr1.set_seed(2)", fails="one step does not raise"),
 }
