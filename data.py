@@ -4,7 +4,7 @@ The toy task: four families of questions about shapes drawn with Pillow (colour,
 whose answers can only be read off the picture; the cold-start rationales come from a flawed teacher. Real
 data comes in MMR1's public schema (`problem`, `answer`, image paths), read by `load_data`. Pillow only:
     python -c "import data; print(data.make_geometry_dataset(1, seed=0)[0].question)"
-    python data.py toy/ [mmr1's data flags]   # the toy splits written in MMR1's schema, to see the format
+    python mmr1.py --export-data toy/ [data flags]   # the toy splits written in MMR1's schema, to see it
 """
 from __future__ import annotations
 
@@ -122,6 +122,12 @@ def dead_pool(n: int, dead_share: float, seed: int, size: int = 112) -> list[Exa
                          "octagon" if kind == NEVER else "") for i, kind in enumerate(kinds)]
 
 
+def dead_by_construction(ex: Example) -> bool:
+    """Is ex one of a dead pool's dead prompts (an always-solved "colour" or a never-solved octagon)? Only
+    in a `dead_pool`: the default pool's "colour" prompts are ordinary ones."""
+    return ex.family == ALWAYS or ex.answer == NEVER
+
+
 def blind_baseline(train: list[Example], test: list[Example]) -> float:
     """Answer each distinct question with its most common training answer (case and spaces aside): what a
     model that ignores the image gets."""
@@ -147,11 +153,12 @@ def toy_splits(args) -> dict[str, list[Example]]:
 
 
 # ----------------------------------------------------------------------------------------------------
-# MMR1's jsonl schema, out and in: what --export-data writes and --data reads
+# MMR1's jsonl schema, out and in: what mmr1.py --export-data writes and --data reads
 
 
-def export_data(splits: dict[str, list[Example]], out_dir: str) -> None:
-    """Write splits in MMR1's public schema: <split>.jsonl rows of problem / answer / images."""
+def export_data(splits: dict[str, list[Example]], out_dir: str) -> str:
+    """Write splits in MMR1's public schema: <split>.jsonl rows of problem / answer / images. Returns what it
+    wrote, in words."""
     os.makedirs(os.path.join(out_dir, "images"), exist_ok=True)
     for name, examples in splits.items():
         with open(os.path.join(out_dir, f"{name}.jsonl"), "w") as f:
@@ -161,6 +168,7 @@ def export_data(splits: dict[str, list[Example]], out_dir: str) -> None:
                 row = dict(id=ex.id, problem="<image>" + ex.question, answer=ex.answer, images=[path],
                            rationale=ex.rationale, family=ex.family, difficulty=ex.difficulty)
                 f.write(json.dumps(row) + "\n")
+    return f"{', '.join(f'{name}.jsonl' for name in splits)} and images/ to {out_dir}, in MMR1's schema"
 
 
 def load_data(data_dir: str) -> dict[str, list[Example]]:
@@ -197,10 +205,3 @@ def load_data(data_dir: str) -> dict[str, list[Example]]:
             splits[name].append(Example(str(row.get("id", f"{name}-{line_no}")), image, question, answer,
                                         rationale, row.get("family", "all"), int(row.get("difficulty", 0))))
     return splits
-
-
-if __name__ == "__main__":  # python data.py DIR [--num-rl 64 ...]: the toy splits that mmr1.py's flags give
-    import sys
-    import mmr1
-    export_data(toy_splits(mmr1.parse_args(sys.argv[2:])), sys.argv[1])
-    print(f"wrote the toy sft, rl and test splits to {sys.argv[1]} in MMR1's schema")

@@ -45,7 +45,7 @@ Sections, in file order:
     GRPO ......................... group advantage, k3 KL, the clipped surrogate, token-mean, the loss
     Training loops ............... SFT, the GRPO update and step, RL with VAS (Algorithm 1), dynamic
                                    sampling, evaluation
-    Main ......................... the two stages, the summary, curves.png
+    Main ......................... the two stages, the summary
     Plumbing ..................... torchrun / FSDP2, checkpoints and exact resume, logs
 """
 from __future__ import annotations
@@ -88,7 +88,7 @@ class Args:
     fsdp: bool = flag(False, "under torchrun: shard parameters with FSDP2 instead of replicating them")
     # data
     data: str = flag("", "read sft/rl/test.jsonl in MMR1's schema from this directory instead of toy data")
-    plot: str = flag("", "draw curves.png for this run directory (finished or still running) and exit")
+    export_data: str = flag("", "write the splits these flags give to this directory in MMR1's schema, exit")
     data_seed: int = flag(0, "seed of the toy geometry generator")
     num_sft: int = flag(6000, "toy cold-start examples (the paper: ~1.6M long-CoT items)", valid="[1, inf)")
     num_rl: int = flag(256, "toy RL prompt pool (the paper: ~15k prompts)", valid="[1, inf)")
@@ -134,9 +134,10 @@ class Args:
     beta: float = flag(0.2, "beta, weight of TDS in VPS (the paper: 0.2)")
     diversity: str = flag("self_bleu", "TDS method", ("self_bleu", "distinct", "edit"))
     vas_online: bool = flag(True, "VPS from a posterior fed by training groups (vas.py); off: the paper's")
-    vas_decay: float = flag(0.98, "posterior's evidence kept a step (0.98: half in 34)", valid="(0, 1]")
-    filter_groups: int = flag(0, "DAPO's dynamic sampling: drop groups whose G rewards (format + accuracy) "
-                                 "all agree, refill B from up to this many batches a step; 0: off")
+    vas_decay: float = flag(0.98, "evidence kept each step (half-life 34; each refresh too)", valid="(0, 1]")
+    vas_prior: float = flag(0.1, "a0 of the posterior's Beta(a0, a0) prior on a pass rate", valid="(0, inf)")
+    vas_select: bool = flag(False, "focusing VAS: the lambda*B prompts of top VPS of a posterior draw")
+    filter_groups: int = flag(0, "DAPO's dynamic sampling: drop all-equal groups, refill from <= K batches")
 
 
 # The paper's hyper-parameters (Sec. 6.1 and Appendix Table 6) for the released checkpoints; flags still win.
@@ -177,6 +178,7 @@ def parse_args(argv: list[str] | None = None) -> Args:
         (args.model in ("tiny", *PRESETS.values()) or "/" in args.model or os.path.isdir(args.model),
          f"--model {args.model}: unknown; use tiny, {', '.join(PRESETS)}, a hub id (org/name) or a dir"),
         (not args.fsdp or "WORLD_SIZE" in os.environ, "--fsdp needs torchrun: torchrun --nproc_per_node K"),
+        (not args.vas_select or args.vas and args.vas_online, "--vas-select draws from the posterior: --vas"),
         (args.prompts_per_step % world == 0 and args.sft_batch % world == 0,
          f"--prompts-per-step and --sft-batch must be divisible by the {world} processes of torchrun"),
     ]
@@ -216,9 +218,8 @@ def build_tokenizer(texts: list[str]):
     split = pre_tokenizers.Split(Regex(r"\\boxed|[A-Za-z]+|\d+|[^\sA-Za-z\d]"), behavior="isolated")
     pre = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(), split])
     tags = ["<think>", "</think>", "<answer>", "</answer>"]
-    words = set()
-    for text in texts + [SYSTEM_PROMPT, "system user assistant"]:
-        words.update(w for w, _ in pre.pre_tokenize_str(re.sub("|".join(tags), " ", text)))
+    words = {w for text in texts + [SYSTEM_PROMPT, "system user assistant"]
+             for w, _ in pre.pre_tokenize_str(re.sub("|".join(tags), " ", text))}
     vocab = {t: i for i, t in enumerate(CHAT_TOKENS + ["[UNK]"] + tags + sorted(words))}
     tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
     tok.pre_tokenizer = pre
@@ -469,10 +470,10 @@ def micro_batches(prompts: list, group: int, size: int) -> list[tuple[slice, lis
 def last_hidden(net, **inputs):
     """net's forward with one position's logits, and the final norm's output (N, L, H), what the lm_head
     reads, taken by a hook: output_hidden_states would keep every layer's output, 37 tensors at 3B."""
-    got = []
-    hook = net.model.language_model.norm.register_forward_hook(lambda module, args, out: got.append(out))
+    normed = []
+    hook = net.model.language_model.norm.register_forward_hook(lambda module, args, out: normed.append(out))
     try:
-        return net(**inputs, logits_to_keep=1), got[0]
+        return net(**inputs, logits_to_keep=1), normed[0]
     finally:
         hook.remove()
 
@@ -527,8 +528,8 @@ def rollout(policy: Policy, examples: list[Example], args: Args, group: int, gre
     was_training = model.training
     model.eval()  # sampling is inference: no dropout, and gradient checkpointing would drop the cache
     with autocast(args, device), gathered(model):  # under FSDP: one all-gather per module, not per token
-        parts = [sample(policy, prompt_batch(policy, mine, device), index.to(device), args, greedy)
-                 for _, mine, index in micro_batches(prompts, group, args.rollout_batch)]  # KV cache memory
+        parts = [sample(policy, prompt_batch(policy, part, device), index.to(device), args, greedy)
+                 for _, part, index in micro_batches(prompts, group, args.rollout_batch)]  # KV cache memory
     model.train(was_training)
     # each call's columns padded to the widest: ids, mask, log-probs
     completions, mask, logp = (cat_padded(list(col), v) for col, v in zip(zip(*parts), (policy.pad, 0, 0)))
@@ -580,20 +581,21 @@ def token_logprobs(net, policy: Policy, prompts: list[Prompt], completions: torc
     position = batch["next_position"][index][:, None] + torch.arange(c, device=device)
     position = position.unsqueeze(0).expand(3, n, c)  # text: the same position on all three M-RoPE axes
     # transformers keeps no KV cache under gradient checkpointing: full rows then, in every pass, so that
-    # pi_old and pi_ref are computed the way the training pass computes pi (the same rounding in bf16)
+    # pi_old and pi_ref are computed the way the training pass computes pi (and pi_ref, fp32 weights like the
+    # policy's, `frozen_copy`, rounds like it in bf16)
     shared = shared and not args.grad_checkpointing
     with autocast(args, device):
         if shared:  # the prompt's last position (N, 1, H), then the completions over the expanded cache
-            cache, first = prefill(net, batch, index)
+            cache, last_prompt = prefill(net, batch, index)
             inputs = dict(input_ids=completions, position_ids=position, cache=cache)
         else:
             rows = prompt_batch(policy, [prompts[i] for i in index], device)
             inputs = dict(input_ids=torch.cat([rows["input_ids"], completions], 1),
                           position_ids=torch.cat([rows["position_ids"], position], 2),
                           pixel_values=rows["pixel_values"], image_grid_thw=rows["image_grid_thw"])
-        rest = last_hidden(net, attention_mask=attn, **inputs)[1]  # (N, [L +] C, H), not the logits
+        hidden = last_hidden(net, attention_mask=attn, **inputs)[1]  # (N, [L +] C, H), not the logits
         # the prompt's last position, then the completion's: `completion_logprobs` shifts them by one token
-        hidden = torch.cat([first, rest], 1) if shared else rest[:, -c - 1:]  # (N, C + 1, H)
+        hidden = torch.cat([last_prompt, hidden], 1) if shared else hidden[:, -c - 1:]  # (N, C + 1, H)
         logp = [checkpoint(chosen_logprobs, hidden[:, i:i + LOGIT_CHUNK + 1], net.lm_head.weight,
                            completions[:, i:i + LOGIT_CHUNK], args, policy, use_reentrant=False)
                 for i in range(0, c, LOGIT_CHUNK)]  # each chunk's logits are recomputed in the backward
@@ -666,8 +668,9 @@ def masked_mean(values: torch.Tensor, mask: torch.Tensor, seq_mean: bool = False
 def grpo_loss(logp: torch.Tensor, old_logp: torch.Tensor, ref_logp: torch.Tensor | None,
               advantages: torch.Tensor, mask: torch.Tensor, clip_low: float = 0.2, clip_high: float = 0.2,
               kl_coef: float = 0.01, seq_mean: bool = False) -> tuple[torch.Tensor, dict[str, float]]:
-    """The GRPO objective (Shao et al., 2024, eq. 3), as a loss to minimise: per completion
-    token, `clipped_surrogate` + beta_KL * `kl_k3`, then `masked_mean` over the batch's real tokens.
+    """The GRPO objective as a loss to minimise: per completion token, `clipped_surrogate` + beta_KL *
+    `kl_k3`, then `masked_mean` over the batch's real tokens (Shao et al., 2024, eq. 3, averages per sequence,
+    then over sequences: that is seq_mean=True; the token-mean default is DAPO's).
     Returns (loss, stats): clip_frac, kl and ratio, each averaged over real tokens.
     """
     real = mask.bool()  # padding positions may hold any value: keep them out of exp(), or inf * 0 = NaN
@@ -723,8 +726,8 @@ def sft(policy: Policy, examples: list[Example], args: Args, metrics_file, state
         mask = completion_mask(ids, policy.eos)  # (B, C) each target ends with its end-of-turn
         total, loss_sum = all_sum(mask.sum()), 0.0
         model.train()
-        for part, mine, _ in micro_batches(prompts, 1, args.micro_batch):
-            logp = token_logprobs(model, policy, mine, ids[part], mask[part], sft_args)  # (part, C)
+        for part, part_prompts, _ in micro_batches(prompts, 1, args.micro_batch):
+            logp = token_logprobs(model, policy, part_prompts, ids[part], mask[part], sft_args)  # (part, C)
             loss = -masked_mean(logp, mask[part])  # this part's token-mean
             loss_sum += loss.item() * backward(loss, mask[part].sum(), total)
         loss, _, grad_norm, _ = step_optimiser(model, opt, args, loss_sum, {})
@@ -749,97 +752,88 @@ def backward(loss: torch.Tensor, units: torch.Tensor, total: torch.Tensor) -> fl
     return share
 
 
-def grpo_update(policy: Policy, opt, ro: Rollouts, adv: torch.Tensor, ref_logp: torch.Tensor | None,
+def grpo_update(policy: Policy, opt, rollouts: Rollouts, adv: torch.Tensor, ref_logp: torch.Tensor | None,
                 args: Args, old_logp: torch.Tensor | None = None) -> tuple[float, dict, float, bool]:
     """One GRPO optimiser step on this rank's rollouts: `grpo_loss` averaged over every completion token of
-    the global batch, backward --micro-batch sequences at a time, then `step_optimiser`. pi_old is the
-    training forward's own log-prob, detached (old_logp None: the first epoch, where the ratio is then 1
-    exactly in any dtype and the gradient is the policy gradient), not the sampler's: in bf16 the KV-cached
-    decode and the teacher-forced forward differ, and a ratio off 1 would clip tokens on the first epoch."""
-    model, G = policy.model, args.group_size
+    the global batch, backward --micro-batch sequences at a time, then `step_optimiser`. Its stats are means
+    over the batch's completion tokens, whatever the loss averages over. pi_old is `old_logp`, or (None, as
+    with one update epoch) the training forward's own log-prob, detached: the ratio is then 1 exactly in any
+    dtype and the gradient is the policy gradient. Not the sampler's: in bf16 the KV-cached decode and the
+    teacher-forced forward differ, and a ratio off 1 would clip tokens on the first epoch."""
+    model, G, ids_all, mask_all = policy.model, args.group_size, rollouts.completion_ids, rollouts.mask
     # what the loss averages over: every token of the global batch, or every real sequence with --seq-mean
-    units = ro.mask.amax(1) if args.seq_mean else ro.mask.sum(1)  # (B*G,) filler rows: 0
-    total, sums = all_sum(units.sum()), Counter()
+    units = mask_all.amax(1) if args.seq_mean else mask_all.sum(1)  # (B*G,) filler rows: 0
+    total, tokens, sums = all_sum(units.sum()), all_sum(mask_all.sum()), Counter()
     model.train()  # however the run started (from_pretrained returns eval mode): checkpointing needs it
-    for rows, prompts, index in micro_batches(ro.prompts, G, args.micro_batch):
-        c = max(1, int(ro.mask[rows].sum(1).max()))  # cut to the longest completion
-        mask = ro.mask[rows, :c]  # (n, c)
-        logp = token_logprobs(model, policy, prompts, ro.completion_ids[rows, :c], mask, args, index=index)
+    for rows, prompts, index in micro_batches(rollouts.prompts, G, args.micro_batch):
+        c = max(1, int(mask_all[rows].sum(1).max()))  # cut to the longest completion
+        mask = mask_all[rows, :c]  # (n, c)
+        logp = token_logprobs(model, policy, prompts, ids_all[rows, :c], mask, args, True, index)  # (n, c)
         old = logp.detach() if old_logp is None else old_logp[rows, :c]  # (n, c) pi_old
         ref = None if ref_logp is None else ref_logp[rows, :c]  # (n, c)
         loss, stats = grpo_loss(logp, old, ref, adv[rows], mask, args.clip_low, args.clip_high, args.kl_coef,
                                 args.seq_mean)  # GRPO: this part's token-mean
         # how far the sampler's log-probs are from pi_old's: rounding in float32, more in bf16 (TRL logs it)
-        stats["sampler_gap"] = masked_mean((ro.logp[rows, :c] - old).abs(), mask).item()
-        share = backward(loss, units[rows].sum(), total)
-        sums.update({k: v * share for k, v in dict(stats, loss=loss.item()).items()})  # the global batch's
+        stats["sampler_gap"] = masked_mean((rollouts.logp[rows, :c] - old).abs(), mask).item()
+        share = backward(loss, units[rows].sum(), total)  # the loss's weight; the stats' is the tokens'
+        sums.update({k: v * float(mask.sum() / tokens) for k, v in stats.items()}, loss=loss.item() * share)
     return step_optimiser(model, opt, args, sums.pop("loss"), sums)
 
 
-def grpo_step(policy: Policy, opt, ro: Rollouts, ref_logp: torch.Tensor | None, args: Args) -> tuple:
+def grpo_step(policy: Policy, opt, rollouts: Rollouts, ref_logp: torch.Tensor | None, args: Args) -> tuple:
     """One GRPO step on a batch of rewarded rollouts (Algorithm 1, lines 18-20). Returns the last pass's loss,
     stats and gradient norm, and how many passes were skipped.
 
     The group advantages of the rewards (format + accuracy), then --update-epochs `grpo_update` passes over
     the same batch, the first on-policy."""
-    adv = group_advantages(ro.rewards, args.group_size, scale_std=args.scale_std).to(ro.mask.device)  # (B*G,)
+    adv = group_advantages(rollouts.rewards, args.group_size, scale_std=args.scale_std)  # (B*G,)
+    adv = adv.to(rollouts.mask.device)
     # pi_old for every epoch: the first epoch's own forward, or with more epochs one pass before them
-    old = frozen_logprobs(policy.model, policy, ro, args) if args.update_epochs > 1 else None
+    old = frozen_logprobs(policy.model, policy, rollouts, args) if args.update_epochs > 1 else None
     skipped = 0
     for _ in range(args.update_epochs):  # GRPO: 1 = on-policy; more reuse the batch and the clip acts
-        loss, stats, grad_norm, stepped = grpo_update(policy, opt, ro, adv, ref_logp, args, old)
+        loss, stats, grad_norm, stepped = grpo_update(policy, opt, rollouts, adv, ref_logp, args, old)
         skipped += not stepped  # a non-finite loss or gradient: skipped, training goes on
     return loss, stats, grad_norm, skipped
 
 
 @torch.no_grad()
-def frozen_logprobs(net, policy: Policy, ro: Rollouts, args: Args) -> torch.Tensor:
+def frozen_logprobs(net, policy: Policy, rollouts: Rollouts, args: Args) -> torch.Tensor:
     """log pi of every completion token (B*G, C) under `net` without gradient, --micro-batch rows at a time:
     pi_ref for the KL term, or pi_old before several update epochs."""
-    return torch.cat([token_logprobs(net, policy, mine, ro.completion_ids[r], ro.mask[r], args, True, index)
-                      for r, mine, index in micro_batches(ro.prompts, args.group_size, args.micro_batch)])
+    ids, mask = rollouts.completion_ids, rollouts.mask
+    parts = micro_batches(rollouts.prompts, args.group_size, args.micro_batch)
+    return torch.cat([token_logprobs(net, policy, prompts, ids[rows], mask[rows], args, True, index)
+                      for rows, prompts, index in parts])
 
 
 def rl(policy: Policy, pool: list[Example], test: list[Example], args: Args, metrics_file, state=None):
     """GRPO with prompts drawn by VAS (--vas) or by a uniform shuffle: the paper's Algorithm 1, whose line
-    numbers the comments give. Each step: every T_update steps score the pool (VPS), draw B prompts (lambda*B
-    by VPS, the rest uniform), roll out G completions of each and reward them, the GRPO loss and update."""
-    model, G = policy.model, args.group_size
+    numbers the comments give. Each step (`rl_step`): every T_update steps score the pool (VPS), draw B
+    prompts (lambda*B by VPS, the rest uniform), roll out G completions of each, reward them, the update."""
+    model = policy.model
     ref = frozen_copy(model, args) if args.kl_coef > 0 else None  # pi_ref: the policy as RL begins
-    if args.freeze_vision != "none":  # RL's noisy updates would wear away the perception SFT taught
-        model.model.visual.requires_grad_(False)
+    model.model.visual.requires_grad_(args.freeze_vision == "none")  # RL's noisy updates would wear it away
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=args.rl_lr,
                             weight_decay=args.weight_decay)
-    mixture = args.mixture_ratio if args.vas else 0.0  # lambda = 0: every prompt from the epoch shuffle
-    decay = args.vas_decay if args.vas and args.vas_online else None  # VAS: the posterior, or the paper's
-    sampler = vas.VarianceAwareSampler(len(pool), args.prompts_per_step, mixture, args.seed, args.alpha,
-                                       args.beta, args.diversity, decay=decay)
-    counters = dict(step=0, skipped=0, refresh_s=0.0, rollouts=0, dropped=0, wall_s=0.0)  # checkpointed
-    run = restore(state, model, opt, counters, sampler=sampler)
+    # lambda = 0 without VAS: every prompt from the epoch shuffle; decay: the posterior, None: the paper's VAS
+    sampler = vas.VarianceAwareSampler(len(pool), args.prompts_per_step, args.mixture_ratio * args.vas,
+                                       args.seed, args.alpha, args.beta, args.diversity, prior=args.vas_prior,
+                                       decay=args.vas_decay if args.vas and args.vas_online else None,
+                                       select=args.vas_select)
+    counters = dict(step=0, skipped=0, refresh_s=0.0, rollouts=0, dropped=0, wall_s=0.0, evaluated=0)
+    run = restore(state, model, opt, counters, sampler=sampler)  # checkpointed, so resume goes on exactly
     for step in (bar := progress(range(run["step"], args.rl_steps), "rl")):  # line 6
         if 0 < args.rollout_budget <= run["rollouts"]:  # reached by the step before, or by the run resumed
             break
-        clock = [time.time()]
-        refresh = args.vas and args.num_scoring and step % (args.refresh_every or 10 ** 9) == 0  # 0: step 0
-        if refresh:  # lines 2-5 (step 0), 7-11: VAS: N rollouts of every prompt -> P, OVS, TDS, VPS
-            score_pool(policy, pool, sampler, args)
-        clock.append(time.time())
-        ro, drawn, outcomes, kept = draw_groups(policy, pool, sampler, args)  # lines 12-17: B prompts, G each
-        clock.append(time.time())
-        ref_logp = frozen_logprobs(ref, policy, ro, args) if kept and ref is not None else None  # (B*G, C)
-        clock.append(time.time())
-        # lines 18-20: GRPO advantages, loss, update; none when dynamic sampling kept no group
-        update = grpo_step(policy, opt, ro, ref_logp, args) if kept else None
-        correct = torch.cat([o[1] for o in outcomes])  # every drawn group's, every rank's
-        if args.vas and args.vas_online:  # VAS (beyond the paper): the posterior fed by training groups
-            sampler.update(drawn, correct.view(-1, G).numpy(), [r for o in outcomes for r in o[3]], group=G)
-        before = run["rollouts"]
-        metrics = rl_metrics(step, run, ro, outcomes, kept, refresh, clock, update, sampler, args)
+        before = run["rollouts"]  # the rollout clock: training, VAS scoring and dropped groups alike
+        metrics = rl_step(policy, ref, opt, sampler, pool, run, step, args)
         last = step + 1 == args.rl_steps or 0 < args.rollout_budget <= run["rollouts"]
         due = (run["rollouts"] // args.eval_rollouts > before // args.eval_rollouts if args.eval_rollouts
                else args.eval_every and (step + 1) % args.eval_every == 0)
         if due or last:
             metrics.update(evaluate(policy, test, args))
+            run["evaluated"] = step + 1
         log(metrics_file, metrics)
         bar.set_postfix(acc=f"{metrics['reward/accuracy']:.2f}",
                         zero_std=f"{metrics['reward/zero_std_frac']:.2f}")
@@ -847,71 +841,98 @@ def rl(policy: Policy, pool: list[Example], test: list[Example], args: Args, met
                     sampler=sampler)
 
 
-def rl_metrics(step: int, run: dict, ro: Rollouts, outcomes: list, kept: int, refresh: bool, clock: list,
-               update: tuple, sampler: vas.VarianceAwareSampler, args: Args) -> dict:
-    """The bookkeeping of one RL step: `run`'s counters (rollouts of training, VAS scoring and dropped groups,
-    seconds, skipped updates) and the step's metrics (every key is explained in the README)."""
-    G, (t0, t_draw, t_sample, t_ref), now = args.group_size, clock, time.time()
-    loss, stats, grad_norm, skipped = update or (0.0, {}, 0.0, 0)
-    refresh_s = t_draw - t0 if refresh else 0.0
-    rewards, correct, formats = (torch.cat(x) for x in list(zip(*outcomes))[:3])  # every drawn group's
-    n_tokens = int(all_sum(ro.mask.sum()).item())
-    run["rollouts"] += len(rewards) + refresh * sampler.num_prompts * args.num_scoring  # VAS's cost counted
-    run["dropped"] += len(rewards) - kept * G
-    run["skipped"] += skipped
-    run["refresh_s"] += refresh_s
-    run["wall_s"] += now - t0
-    return {"stage": "rl", "step": step, **({"vas/refresh_s": refresh_s} if refresh else {}),
+def rl_step(policy: Policy, ref, opt, sampler: vas.VarianceAwareSampler, pool: list[Example], run: dict,
+            step: int, args: Args) -> dict:
+    """One RL step (Algorithm 1, lines 2-20). Advances `run`'s counters, the rollout clock among them, and
+    returns the step's metrics, over every rollout it generated, dropped groups too (README: each key)."""
+    G, t_start = args.group_size, time.time()
+    refresh = bool(args.vas and args.num_scoring) and step % (args.refresh_every or 10 ** 9) == 0  # 0: step 0
+    if refresh:  # lines 2-5 (step 0), 7-11: VAS: N rollouts of every prompt -> P, OVS, TDS, VPS
+        score_pool(policy, pool, sampler, args)
+    t_draw = time.time()
+    rollouts, drawn, outcomes, kept = draw_groups(policy, pool, sampler, args)  # lines 12-17: B x G
+    t_sampled = time.time()
+    ref_logp = frozen_logprobs(ref, policy, rollouts, args) if kept and ref is not None else None  # (B*G, C)
+    t_ref = time.time()
+    # lines 18-20: GRPO advantages, loss, update; none when dynamic sampling kept no group
+    update = grpo_step(policy, opt, rollouts, ref_logp, args) if kept else None
+    if args.vas and args.vas_online:  # VAS (beyond the paper): the posterior fed by training groups
+        sampler.update(drawn, outcomes.correct.view(-1, G).numpy(), outcomes.responses, group=G)
+    # every rollout generated counts: training, dropped groups, VAS scoring (each rank its padded share)
+    generated = len(outcomes.rewards) + refresh * len(shard(pool)) * world() * args.num_scoring
+    (loss, stats, grad_norm, skipped), now = update or (0.0, {}, 0.0, 0), time.time()
+    run.update(rollouts=run["rollouts"] + generated, dropped=run["dropped"] + len(outcomes.rewards) - kept*G,
+               skipped=run["skipped"] + skipped, wall_s=run["wall_s"] + now - t_start,
+               refresh_s=run["refresh_s"] + (t_draw - t_start if refresh else 0.0))
+    n_tokens, rewards, correct = outcomes.lengths.sum().item(), outcomes.rewards, outcomes.correct
+    return {"stage": "rl", "step": step, **({"vas/refresh_s": t_draw - t_start} if refresh else {}),
             "reward/mean": rewards.mean().item(), "reward/accuracy": correct.mean().item(),
-            "reward/format": formats.mean().item(),
+            "reward/format": (rewards - correct).mean().item(),  # reward = format + accuracy
             "reward/zero_std_frac": (rewards.view(-1, G).std(1) == 0).float().mean().item(),
-            "reward/completion_len": n_tokens / max(1, kept * G), "train/skipped_steps": run["skipped"],
+            "reward/completion_len": n_tokens / len(rewards), "train/skipped_steps": run["skipped"],
             **({"train/loss": loss, "train/grad_norm": grad_norm} if update else {}),  # no update: no train/
             **{f"train/{k}": v for k, v in stats.items()}, "vas/vps_mean": float(sampler.scores.mean()),
+            **({"vas/dead_drawn": float(np.mean([data.dead_by_construction(pool[i]) for i in drawn]))}
+               if args.dead_share else {}),  # the toy's dead pools: drawn prompts dead by construction
             "vas/refresh_s_total": run["refresh_s"], "rollouts/total": run["rollouts"],
-            "rollouts/dropped": run["dropped"], "perf/wall_s": run["wall_s"],
-            "perf/step_s": now - t_draw, "perf/sample_s": t_sample - t_draw, "perf/ref_s": t_ref - t_sample,
-            "perf/update_s": now - t_ref, "perf/rollout_tokens_per_s": n_tokens / (t_sample - t_draw)}
+            "rollouts/dropped": run["dropped"], "perf/wall_s": run["wall_s"], "perf/step_s": now - t_draw,
+            "perf/sample_s": t_sampled - t_draw, "perf/ref_s": t_ref - t_sampled, "perf/update_s": now-t_ref,
+            "perf/rollout_tokens_per_s": n_tokens / (t_sampled - t_draw)}
+
+
+@dataclasses.dataclass
+class Outcomes:
+    """What every rank keeps of the groups a step drew (every rank's, in the order drawn, dropped groups too):
+    VAS and the metrics read it. The batch trained on (`Rollouts`) holds this rank's kept groups only."""
+    rewards: torch.Tensor  # (n*G,) format + accuracy
+    correct: torch.Tensor  # (n*G,) accuracy only: the verifier V(x, y) of VAS
+    lengths: torch.Tensor  # (n*G,) completion tokens, the end-of-turn included
+    responses: list[list[list[int]]]  # per group, its G responses' token ids without the end-of-turn
+
+
+def joined(parts: list[Outcomes]) -> Outcomes:
+    """Several Outcomes as one, in order."""
+    return Outcomes(*(torch.cat(v) if torch.is_tensor(v[0]) else sum(v, [])
+                      for v in zip(*(vars(p).values() for p in parts))))
 
 
 def draw_groups(policy: Policy, pool: list[Example], sampler: vas.VarianceAwareSampler, args: Args):
-    """B prompts and G rollouts each (Algorithm 1, lines 12-17): this rank's Rollouts, every prompt id drawn,
-    every rank's outcomes and the number of groups kept. With --filter-groups K, DAPO's dynamic sampling (Yu
-    et al., 2025, Sec. 3.2): a group whose G rewards all agree has advantage 0 and teaches nothing, so it is
-    dropped and another batch drawn, up to K batches, until B groups remain. The first groups to differ, in
-    the order drawn, are kept: the same on every rank, and what one process would keep."""
+    """B prompts and G rollouts each (Algorithm 1, lines 12-17): this rank's Rollouts to train on, every
+    prompt id drawn, every rank's Outcomes and the number of groups kept. With --filter-groups K, DAPO's
+    dynamic sampling (Yu et al., 2025, Sec. 3.2): a group whose G rewards all agree has advantage 0 and
+    teaches nothing, so it is dropped and another batch drawn, up to K batches, until B groups remain. The
+    first groups to differ, in the order drawn, are kept: the same on every rank, as in one process."""
     G, B = args.group_size, args.prompts_per_step
     parts, drawn, outcomes, kept = [], [], [], 0
     for _ in range(max(1, args.filter_groups)):
         ids = sampler.next_batch()  # VAS: floor(lambda*B) by VPS, the rest uniform; same on every rank
-        ro = rollout(policy, [pool[i] for i in shard(ids)], args, group=G)  # G rewarded rollouts each
+        rollouts = rollout(policy, [pool[i] for i in shard(ids)], args, group=G)  # G rewarded rollouts each
         # every rank needs every outcome: the VAS sampler and the kept groups must be the same on all of them
-        got = gather((ro.rewards, ro.correct, ro.formats, _responses(ro.completions, policy, G)))
-        differ = torch.cat([o[0] for o in got]).view(-1, G).std(1) > 0  # (B,)
+        ours = joined(gather(Outcomes(rollouts.rewards, rollouts.correct, rollouts.mask.sum(1),
+                                      _responses(rollouts.completions, policy, G))))
+        differ = ours.rewards.view(-1, G).std(1) > 0  # (B,)
         keep = differ.nonzero()[:B - kept, 0].tolist() if args.filter_groups else list(range(B))  # DAPO
-        per = B // world()  # shard() gave each rank a contiguous block of this many groups
-        parts.append((ro, [g - rank() * per for g in keep if g // per == rank()]))
-        drawn, outcomes, kept = drawn + ids, outcomes + got, kept + len(keep)
+        per_rank = B // world()  # shard() gave each rank a contiguous block of this many groups
+        parts.append((rollouts, [g - rank() * per_rank for g in keep if g // per_rank == rank()]))
+        drawn, kept, outcomes = drawn + ids, kept + len(keep), outcomes + [ours]
         if kept == B:
             break
-    most = max(gather(sum(len(k) for _, k in parts)))  # FSDP: every rank runs as many forward passes
-    return select(parts, G, most, policy.pad), drawn, outcomes, kept
+    passes = max(gather(sum(len(k) for _, k in parts)))  # FSDP: every rank runs as many forward passes
+    return select(parts, G, passes, policy.pad), drawn, joined(outcomes), kept
 
 
 def select(parts: list[tuple[Rollouts, list[int]]], group: int, groups: int, pad: int) -> Rollouts:
     """The chosen groups of several Rollouts as one batch of `groups` groups, padded where fewer were chosen
     with copies of the last group whose mask is 0: they weigh nothing in the loss."""
-    n_pad = groups - sum(len(k) for _, k in parts)
+    n_pad = groups - sum(len(keep) for _, keep in parts)
     parts = parts + [(parts[-1][0], [len(parts[-1][0].prompts) - 1] * n_pad)]
-    fields = {}
-    for f in dataclasses.fields(Rollouts):
-        picked = []
-        for ro, keep in parts:  # the prompts are one a group, every other field one a row
-            v = getattr(ro, f.name)
-            rows = keep if f.name == "prompts" else [g * group + i for g in keep for i in range(group)]
-            picked.append([v[r] for r in rows] if isinstance(v, list) else v[rows])
-        fill = pad if f.name == "completion_ids" else 0
-        fields[f.name] = sum(picked, []) if isinstance(picked[0], list) else cat_padded(picked, fill)
+    rows = [[g * group + i for g in keep for i in range(group)] for _, keep in parts]  # each part's rows
+    fields = {"prompts": [r.prompts[g] for r, keep in parts for g in keep]}  # one a group
+    for name in ("completions", "texts"):  # lists, one a row
+        fields[name] = [getattr(r, name)[i] for (r, _), part_rows in zip(parts, rows) for i in part_rows]
+    for name in ("completion_ids", "mask", "logp", "rewards", "correct", "formats"):  # tensors, one a row
+        picked = [getattr(r, name)[part_rows] for (r, _), part_rows in zip(parts, rows)]
+        fields[name] = cat_padded(picked, pad if name == "completion_ids" else 0)
     fields["mask"][len(fields["mask"]) - n_pad * group:] = 0
     return Rollouts(**fields)
 
@@ -929,12 +950,12 @@ def rollout_all(policy: Policy, examples: list[Example], args: Args, group: int,
                 chunk: int = 64, desc: str = "") -> tuple[list, list, list]:
     """`group` rollouts of every example, `chunk` examples a call, each rank its share, gathered in order: per
     example its outcomes (0/1), format scores and responses (token ids, end-of-turn and padding dropped)."""
-    correct, formats, responses, mine = [], [], [], shard(examples)
-    for s in progress(range(0, len(mine), chunk), desc, leave=False):
-        ro = rollout(policy, mine[s:s + chunk], args, group, greedy)
-        correct += ro.correct.view(-1, group).tolist()
-        formats += ro.formats.view(-1, group).tolist()
-        responses += _responses(ro.completions, policy, group)
+    correct, formats, responses, ours = [], [], [], shard(examples)
+    for s in progress(range(0, len(ours), chunk), desc, leave=False):
+        rollouts = rollout(policy, ours[s:s + chunk], args, group, greedy)
+        correct += rollouts.correct.view(-1, group).tolist()
+        formats += rollouts.formats.view(-1, group).tolist()
+        responses += _responses(rollouts.completions, policy, group)
     return gather_all((correct, formats, responses), len(examples))
 
 
@@ -942,7 +963,8 @@ def score_pool(policy: Policy, pool: list[Example], sampler: vas.VarianceAwareSa
     """VAS: N rollouts per prompt of the pool -> pass rate, diversity -> VPS (Algorithm 1, lines 3-4, 9)."""
     chunk = max(1, 256 // args.num_scoring)  # prompts a sampling call: 256 rollouts
     correct, _, responses = rollout_all(policy, pool, args, args.num_scoring, chunk=chunk, desc="vas scoring")
-    sampler.score_pool(np.array(correct), responses, group=args.group_size)  # TDS on G at a time, as online
+    # TDS: the paper's over all N; for the posterior over G at a time, as training groups are scored
+    sampler.score_pool(np.array(correct), responses, group=args.group_size if args.vas_online else None)
 
 
 def _responses(completions: list[list[int]], policy: Policy, group: int) -> list[list[list[int]]]:
@@ -966,16 +988,17 @@ def evaluate(policy: Policy, examples: list[Example], args: Args, desc: str = "e
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     t_start = time.time()
-    if args.plot:
-        return print(f"wrote {plot_curves(args.plot)}") or {}
     splits = data.load_data(args.data) if args.data else data.toy_splits(args)
+    if args.export_data:  # the splits in MMR1's schema: to see the format, or to start one's own data from
+        return print(f"wrote {data.export_data(splits, args.export_data)}") or {}
     device = setup_device(args)
     ckpt = open_run_dir(args)  # sets args.out; the checkpoint to continue from (--resume), or None
     stage, sft_dir = ckpt["stage"] if ckpt else "", os.path.join(args.out, "sft")
     sft_done = bool(args.resume) and os.path.isdir(sft_dir)  # then RL starts from the run's SFT checkpoint
     set_seed(args.seed)
-    policy = load_policy(dataclasses.replace(args, init_from=sft_dir) if sft_done else args,
-                         [e.question + " " + e.rationale for s in splits.values() for e in s])
+    # the tiny model's words: the questions' and the SFT targets' (the dead pools' "octagon" is none of them)
+    texts = [e.question + " " + e.rationale * (name == "sft") for name in splits for e in splits[name]]
+    policy = load_policy(dataclasses.replace(args, init_from=sft_dir) if sft_done else args, texts)
     summary = {"model/parameters": sum(p.numel() for p in policy.model.parameters()),
                "eval/blind_baseline": data.blind_baseline(splits["sft"], splits["test"])}
     prepare(policy, args, device, splits["test"][0])
@@ -1002,40 +1025,13 @@ def main(argv: list[str] | None = None) -> dict:
                     "memory/peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
     if rank() == 0:
         json.dump(summary, open(os.path.join(args.out, "summary.json"), "w"), indent=1)
-        plot_curves(args.out)
         print(f"\n{'metric':<40} value", *(f"{k:<40} {v:.3f}" if isinstance(v, float) else f"{k:<40} {v}"
                                            for k, v in summary.items()), sep="\n")
-        print(f"\nwrote {args.out}/: metrics.jsonl, summary.json, curves.png, final/ (for --init-from)")
+        print(f"\nwrote {args.out}/: metrics.jsonl, summary.json, final/ (assets/curves.py {args.out})")
     if dist.is_initialized():
         dist.barrier()  # rank 0 may still be writing: no rank tears the group down under another
         dist.destroy_process_group()
     return summary
-
-
-def plot_curves(out: str) -> str:
-    """curves.png beside a run's metrics.jsonl: what to watch in a run, against the step. Returns its path."""
-    from matplotlib.figure import Figure  # no pyplot: no window, no backend to choose, nothing to close
-    rows = [json.loads(line) for line in open(os.path.join(out, "metrics.jsonl"))]
-    evals = [dict(r, step=r.get("step", -1)) for r in rows if "eval/accuracy" in r]  # after SFT = RL step 0
-    families = [k for k in (evals or [{}])[0] if k.startswith("eval/accuracy")]
-    panels = {"SFT: cross-entropy": ("sft", ["sft/loss"]),
-              "held-out accuracy (greedy)": ("eval", families),
-              "reward (format + accuracy)": ("rl", ["reward/mean", "reward/accuracy", "reward/format"]),
-              **{key: ("rl", [key]) for key in ("reward/zero_std_frac", "train/kl", "train/grad_norm",
-                                                "train/clip_frac", "reward/completion_len")}}
-    fig = Figure(figsize=(18, 7))
-    for ax, (title, (stage, keys)) in zip(fig.subplots(2, 4).flat, panels.items()):
-        got = evals if stage == "eval" else [r for r in rows if r["stage"] == stage]
-        for key in keys:
-            ax.plot([r["step"] + (stage == "eval") for r in got], [r.get(key, math.nan) for r in got],
-                    marker="o" if stage == "eval" else None, label=key.split("/")[1].replace("accuracy_", ""))
-        ax.set(title=title, xlabel=("SFT" if stage == "sft" else "RL") + " step")
-        ax.grid(alpha=0.3)
-        if len(keys) > 1:
-            ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(os.path.join(out, "curves.png"), dpi=90)
-    return os.path.join(out, "curves.png")
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -1117,8 +1113,7 @@ def prepare(policy: Policy, args: Args, device: str, example: Example) -> None:
     policy.model.to(device)
     if args.grad_checkpointing:
         policy.model.activation_checkpointing_enable()
-    if args.freeze_vision == "all":
-        policy.model.model.visual.requires_grad_(False)
+    policy.model.model.visual.requires_grad_(args.freeze_vision != "all")  # "all": frozen in SFT too
     if args.fsdp:
         fsdp_shard(policy.model, args)
         with torch.no_grad():  # FSDP finds its root on the first forward, which sampling's would not be
@@ -1161,22 +1156,29 @@ def full_state(model: torch.nn.Module, rank0_only: bool = True) -> dict:
 
 
 def frozen_copy(model: torch.nn.Module, args: Args) -> torch.nn.Module:
-    """pi_ref, a frozen copy of the policy. FSDP modules cannot be deep-copied, and a whole fp32 copy on every
-    rank would not fit: the copy is built on the meta device, sharded the same way, and each rank copies its
-    own shards into it."""
-    dtype = getattr(torch, args.dtype)  # pi_ref is never updated: it can live in the compute dtype
+    """pi_ref, a frozen copy of the policy that computes what the policy computes at RL step 0, bit for bit,
+    bf16 included: the weights of its Linear layers in the compute dtype (autocast casts the policy's to it at
+    every call: the same bits, held once), every other tensor fp32 as the policy's (norms, embeddings: a bf16
+    copy of those would round the residual stream otherwise, a spurious KL). Under FSDP both gather bf16
+    parameters alike; FSDP modules cannot be deep-copied, and a whole copy on every rank would not fit: the
+    copy is built on the meta device, sharded the same way, and each rank copies its own shards into it."""
+    dtype = getattr(torch, args.dtype)
     if not args.fsdp:
-        return copy.deepcopy(model).to(dtype).eval().requires_grad_(False)
+        ref = copy.deepcopy(model).eval().requires_grad_(False)
+        for m in ref.modules():  # a Linear tied to the embedding (the tiny model's lm_head) stays fp32
+            if isinstance(m, torch.nn.Linear) and m.weight is not ref.get_input_embeddings().weight:
+                m.to(dtype)
+        return ref
     from transformers import Qwen2_5_VLForConditionalGeneration
     with torch.device("meta"):  # shapes only, no memory
         ref = fsdp_shard(Qwen2_5_VLForConditionalGeneration._from_config(model.config, dtype=dtype), args)
     ref.to_empty(device=next(model.parameters()).device)
-    mine, theirs = (dict([*m.named_parameters(), *m.named_buffers()]) for m in (ref, model))
-    if mine.keys() != theirs.keys():
-        raise RuntimeError(f"pi_ref and the policy differ in tensors {sorted(set(mine) ^ set(theirs))[:5]}")
+    copies, originals = (dict([*m.named_parameters(), *m.named_buffers()]) for m in (ref, model))
+    if copies.keys() != originals.keys():
+        raise RuntimeError(f"pi_ref and the policy differ in {sorted(copies.keys() ^ originals.keys())[:5]}")
     with torch.no_grad():  # DTensor to DTensor by name: this rank's shard, cast to the compute dtype
-        for name, tensor in mine.items():
-            tensor.copy_(theirs[name])
+        for name, tensor in copies.items():
+            tensor.copy_(originals[name])
     return ref.eval().requires_grad_(False)
 
 
@@ -1230,8 +1232,7 @@ def end_of_step(args: Args, model, opt, metrics_file, run: dict, last: bool = Fa
     checkpoint.pt, all it takes to go on exactly: weights, optimiser, `objects`' state dicts, every rank's
     RNGs, the loop's `run` values and the length of metrics.jsonl. Then stop, if asked to."""
     stop = all_sum(torch.tensor(float(len(STOP)))).item() > 0  # the ranks stop together
-    step = run["step"]
-    if args.out and (stop or last or args.save_every and step % args.save_every == 0):  # no --out: Python
+    if args.out and (stop or last or args.save_every and run["step"] % args.save_every == 0):  # else: Python
         from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict
         weights, optimiser = get_state_dict(model, opt, options=StateDictOptions(full_state_dict=True,
                                                                                  cpu_offload=True))
@@ -1245,13 +1246,14 @@ def end_of_step(args: Args, model, opt, metrics_file, run: dict, last: bool = Fa
             torch.save(state, os.path.join(args.out, "checkpoint.tmp"))
             os.replace(os.path.join(args.out, "checkpoint.tmp"), os.path.join(args.out, "checkpoint.pt"))
     if stop:
-        print(f"stopped after step {step}; continue with --resume {args.out} (same flags)", file=sys.stderr)
+        print(f"stopped after step {run['step']}; go on: --resume {args.out} (same flags)", file=sys.stderr)
         raise SystemExit(130)
 
 
-# flags a continued run may change: how long it runs, how often it logs and saves, where and on what
+# flags a continued run may change: how long it runs, how often it logs and saves, where and on what (bit-
+# exact on the same device and sharding; --micro-batch and --rollout-batch change sums and sampling draws)
 MAY_DIFFER_ON_RESUME = ("out", "resume", "rl_steps", "rollout_budget", "eval_every", "eval_rollouts",
-                        "save_every", "device", "micro_batch", "rollout_batch", "fsdp")
+                        "save_every", "device", "fsdp")
 
 
 def open_run_dir(args: Args) -> dict | None:
@@ -1273,6 +1275,10 @@ def open_run_dir(args: Args) -> dict | None:
     if diff:
         raise SystemExit(f"--resume {args.out}: that run had other flags ({diff}); resume with its own")
     state = torch.load(ckpt, weights_only=True, mmap=True) if os.path.exists(ckpt) else None
+    if state and state["stage"] == "rl" and state["evaluated"] < state["step"] and (  # final/ newer than
+            state["step"] >= args.rl_steps or 0 < args.rollout_budget <= state["rollouts"]):  # summary.json
+        raise SystemExit(f"--resume {args.out}: past --rl-steps {args.rl_steps} or --rollout-budget "
+                         f"{args.rollout_budget} at step {state['step']}, never evaluated since: raise them")
     if state and len(state["rng"]) != world():
         n = len(state["rng"])
         raise SystemExit(f"--resume {args.out}: it ran as {n} processes; use torchrun --nproc_per_node {n}")

@@ -27,10 +27,21 @@ whose recent groups agreed):
       forgetting every step, every prompt's evidence (right, wrong, TDS) is multiplied by `decay`
                  (0.98: a group weighs half after 34 steps), so the posterior follows a policy that
                  moves, and a prompt left alone drifts back to the prior and is drawn again
-      OVS        the posterior's expected P (1 - P) = a b / ((a + b)(a + b + 1))
+      OVS        the posterior's expected P (1 - P)
       TDS        the mean TDS of its recent groups, with a0 pseudo-groups at 0.5
+  A scoring refresh (`score_pool`, with N > 0) is one more update: on its steps the evidence decays twice.
   a0 and the decay were chosen by a simulation of the toy pools (`python assets/sim_posterior.py`) and
   one run at a dead share of 0.9 (docs/when-vas-pays.md).
+Focusing (`select=True`, `--vas-select`, beyond the paper): weighting by VPS cannot focus a mostly
+dead pool. Simulated on the toy pool at dead share 0.9 (`python assets/sim_posterior.py`, steps 10 on), the
+posterior draws 0.72 dead prompts at lambda = 1 (0.80 at 0.5, its uniform half 90% dead), most of them
+never-solved ones, 92% of whose weight is beta TDS. So the weighted part is selected instead: draw each
+prompt's P from its posterior, score VPS with OVS = P (1 - P) of that draw, take the floor(lambda B)
+highest, without replacement (Thompson sampling; MoPPS, arXiv 2507.04632, takes the prompts whose drawn P
+is nearest a target). A prompt shown dead draws P near 0 or 1 almost always and is left out; an unseen one
+draws anywhere and gets its turn. With prior 0.02 and decay 0.99 (one group marks a prompt dead, for
+longer) the simulation gives 0.14 dead draws and 0.44 all-equal groups (an oracle drawing only live
+prompts: 0.35); at the posterior's defaults 0.27 and 0.50.
 """
 import math
 from collections import Counter
@@ -38,6 +49,7 @@ from collections import Counter
 import numpy as np
 
 DIVERSITY_METHODS = ("self_bleu", "distinct", "edit")
+EVIDENCE = ("right", "wrong", "groups", "tds")  # the posterior's, per prompt: answers, groups, their TDS sum
 
 
 def outcome_variance_score(correct):
@@ -156,7 +168,7 @@ class VarianceAwareSampler:
     """
 
     def __init__(self, num_prompts, batch_size, mixture_ratio=0.5, seed=0,
-                 alpha=0.8, beta=0.2, diversity="self_bleu", n=3, decay=None, prior=0.1):
+                 alpha=0.8, beta=0.2, diversity="self_bleu", n=3, decay=None, prior=0.1, select=False):
         for name, value in (("num_prompts", num_prompts), ("batch_size", batch_size)):
             if value < 1:
                 raise ValueError(f"{name} must be >= 1, got {value}")
@@ -164,8 +176,8 @@ class VarianceAwareSampler:
             raise ValueError(f"mixture_ratio (lambda) must be in [0, 1], got {mixture_ratio}")
         if diversity not in DIVERSITY_METHODS:
             raise ValueError(f"unknown diversity method {diversity!r}, not in {DIVERSITY_METHODS}")
-        self.num_prompts, self.batch_size = num_prompts, batch_size
-        self.mixture_ratio = mixture_ratio  # lambda, the weighted share of each batch
+        # lambda, the weighted share of each batch
+        self.num_prompts, self.batch_size, self.mixture_ratio = num_prompts, batch_size, mixture_ratio
         self.alpha, self.beta, self.diversity, self.n = alpha, beta, diversity, n
         # VAS: B_w = floor(lambda B); the epsilon stops 0.29 * 100 = 28.999... from losing a draw.
         self.num_weighted = int(math.floor(mixture_ratio * batch_size + 1e-9))
@@ -174,10 +186,10 @@ class VarianceAwareSampler:
         # Per-prompt ingredients of VPS, kept for `update`; NaN until measured.
         self.pass_rate, self.tds = np.full(num_prompts, np.nan), np.full(num_prompts, np.nan)
         self._order, self._cursor, self.epoch = np.arange(0), 0, 0  # the uniform part's shuffle
-        # With `decay`: the evidence of the posterior (right, wrong answers, groups, their TDS), forgotten
-        # by `decay` a step; `prior` pseudo-counts (Beta(prior, prior) on P)
-        self.decay, self.prior = decay, prior
-        self.evidence = np.zeros((4, num_prompts))
+        # With `decay`: the evidence of the posterior (EVIDENCE: right and wrong answers, groups, the sum of
+        # their TDS), forgotten by `decay` a step; `prior` pseudo-counts (Beta(prior, prior) on P)
+        self.decay, self.prior, self.select = decay, prior, select
+        self.evidence = {name: np.zeros(num_prompts) for name in EVIDENCE}
         if decay is not None:
             self._posterior()
 
@@ -204,36 +216,59 @@ class VarianceAwareSampler:
         0.75 and TDS on all four responses; with group=2, tds[2] = mean(1.0, 0.0) = 0.5."""
         pooled = {}
         for pid, c, r in zip(prompt_ids, correct, responses, strict=True):
-            outcomes, texts = pooled.setdefault(int(pid), ([], []))
-            outcomes.extend(np.asarray(c, dtype=float).ravel())
+            answers, texts = pooled.setdefault(int(pid), ([], []))
+            answers.extend(np.asarray(c, dtype=float).ravel())  # 0/1 each
             texts.extend(r)
         if self.decay is not None:
-            self.evidence *= self.decay  # VAS (no scoring bill): old groups fade, drawn or not
-        for pid, (outcomes, texts) in pooled.items():
+            self.forget()
+        for pid, (answers, texts) in pooled.items():
             size = min(group or len(texts), len(texts))
             tds = [trajectory_diversity_score(texts[i:i + size], self.diversity, self.n)
                    for i in range(0, len(texts) - size + 1, size)]  # VAS: TDS(x) per chunk of G
             if self.decay is not None:  # VAS (no scoring bill): add to the posterior
-                self.evidence[:, pid] += sum(outcomes), len(outcomes) - sum(outcomes), len(tds), sum(tds)
+                for name, x in zip(EVIDENCE, (sum(answers), len(answers) - sum(answers), len(tds), sum(tds))):
+                    self.evidence[name][pid] += x
                 continue
-            self.pass_rate[pid], self.tds[pid] = np.mean(outcomes), np.mean(tds)  # VAS: P(x), TDS(x)
-            self.scores[pid] = variance_promotion_score(outcome_variance_score(outcomes), self.tds[pid],
+            self.pass_rate[pid], self.tds[pid] = np.mean(answers), np.mean(tds)  # VAS: P(x), TDS(x)
+            self.scores[pid] = variance_promotion_score(outcome_variance_score(answers), self.tds[pid],
                                                         self.alpha, self.beta)
         if self.decay is not None:
             self._posterior()
 
+    def forget(self):
+        """Forget one step: every prompt's evidence, drawn this step or not, multiplied by `decay`.
+
+        Old groups fade, and a prompt left alone drifts back to the prior."""
+        for values in self.evidence.values():
+            values *= self.decay  # VAS (no scoring bill): forgetting
+
     def _posterior(self):
-        """VPS of every prompt from its posterior: Beta(prior + right, prior + wrong) on P, OVS its
-        expected P (1 - P), TDS the mean of its groups'. Beta(0.1, 0.1), never drawn: OVS = 0.01 /
-        (0.2 * 1.2) = 0.042, VPS = 0.8 * 0.042 + 0.2 * 0.5 = 0.133; after 16 right of 16 (two groups of
-        G = 8) with identical answers (TDS 0): a = 16.1, b = 0.1, OVS = 1.61 / (16.2 * 17.2) = 0.0058,
-        TDS = 0.05 / 2.1 = 0.024, VPS = 0.8 * 0.0058 + 0.2 * 0.024 = 0.0094."""
-        right, wrong, groups, tds = self.evidence
-        a, b = self.prior + right, self.prior + wrong
+        """Set every prompt's `pass_rate`, `tds` and `scores` (VPS) from its posterior: Beta(prior + right,
+        prior + wrong) on P, OVS its expected P (1 - P), TDS the mean of its groups' and of `prior`
+        pseudo-groups at 0.5.
+
+        Beta(0.1, 0.1), never drawn: OVS = 0.01 / (0.2 * 1.2) = 0.042, VPS = 0.8 * 0.042 + 0.2 * 0.5 = 0.133;
+        after 16 right of 16 (two groups of G = 8) with identical answers (TDS 0): a = 16.1, b = 0.1,
+        OVS = 1.61 / (16.2 * 17.2) = 0.0058, TDS = 0.05 / 2.1 = 0.024,
+        VPS = 0.8 * 0.0058 + 0.2 * 0.024 = 0.0094."""
+        a, b = self.prior + self.evidence["right"], self.prior + self.evidence["wrong"]
         self.pass_rate = a / (a + b)  # the posterior mean
-        self.tds = (tds + 0.5 * self.prior) / (groups + self.prior)  # `prior` pseudo-groups at TDS 0.5
+        # `prior` pseudo-groups at TDS 0.5
+        self.tds = (self.evidence["tds"] + 0.5 * self.prior) / (self.evidence["groups"] + self.prior)
         ovs = a * b / ((a + b) * (a + b + 1))  # VAS: E[P (1 - P)] under Beta(a, b)
         self.scores = variance_promotion_score(ovs, self.tds, self.alpha, self.beta)
+
+    def selected(self):
+        """The focusing sampler's weighted part: the floor(lambda B) prompts of highest VPS, its OVS the
+        P (1 - P) of one P drawn from each prompt's posterior (Thompson sampling), without replacement. A
+        prompt shown dead (8 right of 8: Beta(8.1, 0.1), P above 0.99 in 8 draws of 10) against one never
+        drawn (Beta(0.1, 0.1)): at B_w = 1 and beta = 0 the unseen one is taken in 6 batches of 10, the dead
+        one when the unseen one's draw lands nearer 0 or 1 than its own."""
+        # VAS (focusing): one P drawn from each prompt's posterior
+        p = self.rng.beta(self.prior + self.evidence["right"], self.prior + self.evidence["wrong"])
+        vps = variance_promotion_score(p * (1 - p), self.tds, self.alpha, self.beta)
+        # the floor(lambda B) highest (in turn again, in a pool smaller than that)
+        return np.resize(np.argsort(-vps, kind="stable"), self.num_weighted)
 
     def score_pool(self, correct_per_prompt, responses_per_prompt, group=None):
         """Full refresh (every T_update steps): N scoring rollouts for each prompt of the pool, TDS
@@ -256,8 +291,9 @@ class VarianceAwareSampler:
 
     def next_batch(self):
         """B prompt indices: the first `num_weighted` by VPS, the rest uniform (see class doc)."""
-        # VAS: B_w draws with replacement, proportional to VPS (Algorithm 1).
-        weighted = self.rng.choice(self.num_prompts, size=self.num_weighted, p=self.probabilities())
+        # VAS: B_w draws with replacement, proportional to VPS (Algorithm 1); focusing: selected
+        weighted = (self.selected() if self.select else
+                    self.rng.choice(self.num_prompts, size=self.num_weighted, p=self.probabilities()))
         uniform = []  # VAS: the other B - B_w uniformly, without replacement inside an epoch
         for _ in range(self.batch_size - self.num_weighted):
             if self._cursor == len(self._order):  # epoch used up, even mid-batch: reshuffle
@@ -271,7 +307,8 @@ class VarianceAwareSampler:
         """Plain lists, ints, floats (RNG state too): loads with torch.load(weights_only=True)."""
         return dict(num_prompts=self.num_prompts, scores=self.scores.tolist(), tds=self.tds.tolist(),
                     pass_rate=self.pass_rate.tolist(), order=self._order.tolist(), cursor=self._cursor,
-                    epoch=self.epoch, rng=self.rng.bit_generator.state, evidence=self.evidence.tolist())
+                    epoch=self.epoch, rng=self.rng.bit_generator.state,
+                    evidence={name: values.tolist() for name, values in self.evidence.items()})
 
     def load_state_dict(self, state):
         """Restore a state so the future batches are exactly those the saved sampler would give."""
@@ -280,7 +317,7 @@ class VarianceAwareSampler:
         self.scores, self.pass_rate, self.tds = (
             np.asarray(state[key], dtype=float) for key in ("scores", "pass_rate", "tds"))
         self._order = np.asarray(state["order"], dtype=np.int64)
-        self.evidence = np.asarray(state["evidence"], dtype=float)
+        self.evidence = {name: np.asarray(state["evidence"][name], dtype=float) for name in EVIDENCE}
         self._cursor, self.epoch = int(state["cursor"]), int(state["epoch"])
         self.rng.bit_generator.state = state["rng"]
 

@@ -1,6 +1,7 @@
 """End-to-end runs of the command line on a tiny configuration, checkpoints and errors."""
 import json
 import os
+import shutil
 import subprocess
 import sys
 from types import SimpleNamespace
@@ -72,7 +73,7 @@ def test_cli_run_learns_and_writes_metrics_summary_and_checkpoints(tiny_run, col
                                               if k != "lm_head.weight")  # tied to the embedding
     assert summary["time/total_s"] >= summary["time/rl_s"] > 0 and summary["memory/peak_rss_mb"] > 100
     assert not (out / "sft").exists() and (out / "final" / "config.json").exists()
-    assert (out / "final" / "tokenizer.json").exists() and (out / "curves.png").stat().st_size > 20_000
+    assert (out / "final" / "tokenizer.json").exists() and f"assets/curves.py {out}" in proc.stdout
     table = proc.stdout.split("\nmetric ")[-1]  # the table printed at the end
     assert f"eval/accuracy_after_rl                   {summary['eval/accuracy_after_rl']:.3f}" in table
 
@@ -158,7 +159,10 @@ def test_unreachable_model_says_how_to_get_it():
     assert "nobody/no-such-model" in str(e.value) and "--model DIR" in str(e.value)
     command = str(e.value).split("`")[1].split()  # the download advice is a command the pinned packages install
     assert command[:2] == ["hf", "download"]
-    assert subprocess.run([*command[:2], "--help"], capture_output=True).returncode == 0
+    # the `hf` of this Python's environment, activated or not (bin/ beside the interpreter), else the one on PATH
+    beside = os.path.join(os.path.dirname(sys.executable), command[0])
+    hf = beside if os.path.exists(beside) else shutil.which(command[0])
+    assert hf and subprocess.run([hf, command[1], "--help"], capture_output=True).returncode == 0
 
 
 def test_presets_set_paper_values_and_flags_win():

@@ -117,7 +117,7 @@ def test_vas_with_no_scoring_pays_only_for_training(free_run):
     assert [r["rollouts/total"] for r in rl] == [8, 16, 24] and not any("vas/refresh_s" in r for r in rl)
     # the prior Beta(0.1, 0.1) gives every prompt VPS 0.8 * 0.0417 + 0.2 * 0.5 = 0.133; the groups move it
     assert all(abs(r["vas/vps_mean"] - (0.8 * 0.01 / 0.24 + 0.1)) > 1e-4 for r in rl), [r["vas/vps_mean"] for r in rl]
-    right, wrong, groups, _ = torch.tensor(checkpoint(free_run)["sampler"]["evidence"]).sum(1)
+    right, wrong, groups, _ = torch.tensor(list(checkpoint(free_run)["sampler"]["evidence"].values())).sum(1)
     # training outcomes only, forgotten by 0.9 a step: 8 x (0.9^2 + 0.9 + 1) = 21.68 in 2 x 2.71 = 5.42 groups
     assert float(right + wrong) == pytest.approx(21.68) and float(groups) == pytest.approx(5.42)
 
@@ -225,7 +225,7 @@ def test_two_processes_sample_apart_on_the_same_clock_and_draws(two_processes, f
     assert all(abs(8 * r["reward/accuracy"] - round(8 * r["reward/accuracy"])) < 1e-4 for r in two)  # 8 gathered
     s1, s2 = checkpoint(free_run)["sampler"], checkpoint(two_processes / "sampled")["sampler"]
     assert (s1["rng"], s1["order"], s1["cursor"], s1["epoch"]) == (s2["rng"], s2["order"], s2["cursor"], s2["epoch"])
-    (r1, w1, g1, _), (r2, w2, g2, _) = (torch.tensor(s["evidence"]).sum(1) for s in (s1, s2))
+    (r1, w1, g1, _), (r2, w2, g2, _) = (torch.tensor(list(s["evidence"].values())).sum(1) for s in (s1, s2))
     # outcomes (right + wrong) and groups, decayed: the same totals, however they split
     assert float(r1 + w1) == pytest.approx(float(r2 + w2)) and float(g1) == pytest.approx(float(g2))
     assert len(checkpoint(two_processes / "sampled")["rng"]) == 2

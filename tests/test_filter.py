@@ -23,7 +23,7 @@ def draw(monkeypatch, filter_groups, table=TABLE):
     args = mmr1.parse_args(["--group-size", str(G), "--prompts-per-step", str(B),
                             "--filter-groups", str(filter_groups)])
     ro, drawn, outcomes, kept = mmr1.draw_groups(POLICY, POOL, InOrder(B), args)
-    return ro, drawn, torch.cat([o[0] for o in outcomes]), kept
+    return ro, drawn, outcomes.rewards, kept
 
 
 def test_all_equal_groups_are_dropped_and_refilled_from_the_next_batch(monkeypatch):

@@ -33,10 +33,15 @@ def vps(right, wrong, groups, tds_sum, prior=0.5):
 
 # ---------------------------------------------------------------- the posterior, by hand
 
+def evidence(s):
+    """The posterior's evidence as rows right, wrong, groups, TDS sum (4, prompts)."""
+    return np.stack([s.evidence[name] for name in vas.EVIDENCE])
+
+
 def test_fresh_posterior_is_the_prior():
     s = sampler()
     # Beta(0.5, 0.5): P = 0.5, OVS = 0.25 / (1 * 2) = 0.125; TDS = 0.25 / 0.5 = 0.5; VPS = 0.1 + 0.1 = 0.2
-    np.testing.assert_array_equal(s.evidence, np.zeros((4, 4)))
+    np.testing.assert_array_equal(evidence(s), np.zeros((4, 4)))
     np.testing.assert_allclose(s.pass_rate, 0.5)
     np.testing.assert_allclose(s.tds, 0.5)
     np.testing.assert_allclose(s.scores, 0.2)
@@ -57,7 +62,7 @@ def test_update_decays_all_then_adds_hand_computed():
     s = sampler(decay=0.9)
     s.update([0], [[1] * 8], [SAME], group=8)
     # step 1: zeros * 0.9, then prompt 0 += (8 right, 0 wrong, 1 group, TDS 0)
-    np.testing.assert_allclose(s.evidence[:, 0], [8, 0, 1, 0])
+    np.testing.assert_allclose(evidence(s)[:, 0], [8, 0, 1, 0])
     # a = 8.5, b = 0.5: P = 8.5 / 9, OVS = 4.25 / (9 * 10) = 0.047222; TDS = 0.25 / 1.5 = 1/6
     # VPS = 0.8 * 0.047222 + 0.2 / 6 = 0.037778 + 0.033333 = 0.071111
     assert s.pass_rate[0] == pytest.approx(8.5 / 9)
@@ -70,7 +75,7 @@ def test_update_decays_all_then_adds_hand_computed():
     # TDS = 0.25 / 1.4 = 0.178571, VPS = 0.040827 + 0.035714 = 0.076541
     # prompt 1 gets (1, 1, 1, 1): a = b = 1.5, OVS = 2.25 / (3 * 4) = 0.1875, TDS = 1.25 / 1.5,
     # VPS = 0.15 + 0.166667 = 0.316667
-    np.testing.assert_allclose(s.evidence, [[7.2, 1, 0, 0], [0, 1, 0, 0], [0.9, 1, 0, 0], [0, 1, 0, 0]])
+    np.testing.assert_allclose(evidence(s), [[7.2, 1, 0, 0], [0, 1, 0, 0], [0.9, 1, 0, 0], [0, 1, 0, 0]])
     np.testing.assert_allclose(s.scores, [0.076541, 0.316667, 0.2, 0.2], atol=1e-6)
     assert s.scores[0] == pytest.approx(vps(7.2, 0, 0.9, 0))
 
@@ -80,7 +85,7 @@ def test_a_prompt_listed_twice_is_pooled_and_decayed_once():
     s.update([3], [[1, 1]], [DISJOINT], group=2)  # (2, 0, 1, 1)
     s.update([3, 3], [[1, 0], [0, 0]], [["a b", "a b"], DISJOINT], group=2)
     # one decay for the call: (1, 0, 0.5, 0.5); + pooled (1 right, 3 wrong, 2 groups, TDS 0 + 1)
-    np.testing.assert_allclose(s.evidence[:, 3], [2, 3, 2.5, 1.5])
+    np.testing.assert_allclose(evidence(s)[:, 3], [2, 3, 2.5, 1.5])
     assert s.scores[3] == pytest.approx(vps(2, 3, 2.5, 1.5))  # a = 2.5, b = 3.5: 0.8 * 8.75 / 42 + 0.2 * 1.75 / 3
     assert s.scores[3] == pytest.approx(0.8 * 8.75 / 42 + 0.2 * 1.75 / 3)
 
@@ -96,8 +101,8 @@ def test_never_seen_ranks_between_dead_and_live():
     #   live (2):      a = b = 0.5 + 4k = 12.14: OVS = 0.240, TDS = (k + 0.25) / (k + 0.5) = 0.927, VPS ~ 0.377
     #   never seen (3): the prior, 0.2
     k = 1 + 0.97 + 0.97 ** 2
-    np.testing.assert_allclose(s.evidence[:, 0], [8 * k, 0, k, 0])
-    np.testing.assert_allclose(s.evidence[:, 2], [4 * k, 4 * k, k, k])
+    np.testing.assert_allclose(evidence(s)[:, 0], [8 * k, 0, k, 0])
+    np.testing.assert_allclose(evidence(s)[:, 2], [4 * k, 4 * k, k, k])
     np.testing.assert_allclose(s.scores, [vps(8 * k, 0, k, 0), vps(0, 8 * k, k, 0), vps(4 * k, 4 * k, k, k), 0.2])
     assert s.scores[0] == pytest.approx(0.0302, abs=1e-4) and s.scores[1] == pytest.approx(s.scores[0])
     assert s.scores[2] == pytest.approx(0.3775, abs=1e-4)
@@ -114,7 +119,7 @@ def test_a_prompt_left_alone_drifts_back_to_the_prior():
         s.update([1], [[1, 0]], [DISJOINT], group=2)
         gaps.append(abs(s.scores[0] - 0.2))
     # prompt 0's evidence is (8, 0, 1, 0) * 0.9^30 = (0.339, 0, 0.042, 0): VPS 0.199
-    np.testing.assert_allclose(s.evidence[:, 0], np.array([8, 0, 1, 0]) * 0.9 ** 30)
+    np.testing.assert_allclose(evidence(s)[:, 0], np.array([8, 0, 1, 0]) * 0.9 ** 30)
     assert s.scores[0] == pytest.approx(vps(8 * 0.9 ** 30, 0, 0.9 ** 30, 0))
     assert s.scores[0] == pytest.approx(0.2, abs=2e-3)
     assert all(later < earlier for earlier, later in zip(gaps, gaps[1:]))  # closer every step
@@ -123,9 +128,9 @@ def test_a_prompt_left_alone_drifts_back_to_the_prior():
     keep.update([0], [[1] * 8], [SAME], group=8)
     for _ in range(30):
         keep.update([1], [[1, 0]], [DISJOINT], group=2)
-    np.testing.assert_array_equal(keep.evidence[:, 0], [8, 0, 1, 0])
+    np.testing.assert_array_equal(evidence(keep)[:, 0], [8, 0, 1, 0])
     assert keep.scores[0] == pytest.approx(0.071111, abs=1e-6)
-    np.testing.assert_allclose(keep.evidence[:, 1], [30, 30, 30, 30])
+    np.testing.assert_allclose(evidence(keep)[:, 1], [30, 30, 30, 30])
 
 
 def test_without_decay_update_replaces_listed_prompts_only():
@@ -139,7 +144,7 @@ def test_without_decay_update_replaces_listed_prompts_only():
     s.update([2], [[1, 1]], [DISJOINT])  # replaced, not pooled with the old: P = 1, OVS 0, TDS 1 -> 0.2
     np.testing.assert_allclose(s.scores, [0, 0, 0.2, 0])
     assert s.pass_rate[2] == 1.0 and s.tds[2] == 1.0
-    np.testing.assert_array_equal(s.evidence, np.zeros((4, 4)))  # no posterior kept
+    np.testing.assert_array_equal(evidence(s), np.zeros((4, 4)))  # no posterior kept
 
 
 # ---------------------------------------------------------------- checkpoints
@@ -157,11 +162,11 @@ def test_state_round_trip_keeps_the_evidence():
     state = json.loads(json.dumps(original.state_dict()))  # plain lists and numbers
     restored = sampler(num_prompts=6, decay=0.9, seed=99, batch_size=4)
     restored.load_state_dict(state)
-    np.testing.assert_array_equal(restored.evidence, original.evidence)
+    np.testing.assert_array_equal(evidence(restored), evidence(original))
     for t in range(5, 10):
         assert step(restored, t) == step(original, t)
         np.testing.assert_array_equal(restored.scores, original.scores)
-        np.testing.assert_array_equal(restored.evidence, original.evidence)
+        np.testing.assert_array_equal(evidence(restored), evidence(original))
 
 
 # ---------------------------------------------------------------- the dead pool

@@ -4,14 +4,16 @@ import json
 import os
 import shutil
 import signal
+import subprocess
+import sys
 
 import pytest
 import torch
 
 import data
 import mmr1
-from helpers import (FROM_COLD_START, assert_learning_signal, assert_same_state, assert_same_weights, checkpoint,
-                     moved, rows, weights)
+from helpers import (FROM_COLD_START, ROOT, assert_learning_signal, assert_same_state, assert_same_weights,
+                     checkpoint, moved, rows, weights)
 
 
 def send_signal_during(monkeypatch, signum: int, stage: str, step: int) -> None:
@@ -103,12 +105,12 @@ def test_the_straight_run_learns(straight_run, cold_start):
 
 def test_ctrl_c_in_sft_then_resume_equals_the_uninterrupted_run(run, straight_run, straight_sft, tmp_path,
                                                                 monkeypatch):
-    out = tmp_path
+    out, before = tmp_path, signal.getsignal(signal.SIGINT)  # Python's, or SIG_IGN where pytest runs in the background
     send_signal_during(monkeypatch, signal.SIGINT, "sft", 0)  # Ctrl-C during SFT step 0
     with pytest.raises(SystemExit) as stop:  # the step is finished, a checkpoint written, and the run exits
         mmr1.main([*run, "--out", str(out)])
     monkeypatch.undo()
-    assert stop.value.code == 130 and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert stop.value.code == 130 and signal.getsignal(signal.SIGINT) is before  # what was there, given back
     assert (checkpoint(out)["stage"], checkpoint(out)["step"]) == ("sft", 1) and len(metrics(out)) == 1
     assert not os.path.exists(out / "checkpoint.tmp")
     # resume without RL: SFT goes on from step 1; its last step writes a checkpoint, then sft/. Both equal the
@@ -125,6 +127,21 @@ def test_ctrl_c_in_sft_then_resume_equals_the_uninterrupted_run(run, straight_ru
     summary = mmr1.main([*run, "--resume", str(out)])
     assert_equals_straight(out, straight_run)
     assert summary["eval/accuracy_after_rl"] == json.load(open(straight_run / "summary.json"))["eval/accuracy_after_rl"]
+
+
+def test_a_run_started_with_ctrl_c_ignored_still_stops_on_it_and_gives_the_ignore_back(run, tmp_path, monkeypatch):
+    """nohup and job schedulers start a background run with SIGINT ignored: the run installs its own handler all
+    the same (`kill -INT` stops it after the step, with a checkpoint), and leaves SIGINT ignored as it found it."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        send_signal_during(monkeypatch, signal.SIGINT, "sft", 0)
+        with pytest.raises(SystemExit) as stop:
+            mmr1.main([*run, "--out", str(tmp_path)])
+        monkeypatch.undo()
+        assert stop.value.code == 130 and signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        assert (checkpoint(tmp_path)["stage"], checkpoint(tmp_path)["step"]) == ("sft", 1)
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
@@ -165,9 +182,8 @@ def test_resumed_rl_updates_in_train_mode_with_checkpointing(run, straight_run, 
     with pytest.raises(SystemExit):
         mmr1.main(flags)
     monkeypatch.undo()
-    assert not (tmp_path / "curves.png").exists()  # drawn at the end of a run, or on request:
-    mmr1.main(["--plot", str(tmp_path)])  # an unfinished run's curves so far
-    assert (tmp_path / "curves.png").stat().st_size > 20_000
+    subprocess.run([sys.executable, os.path.join(ROOT, "assets", "curves.py"), str(tmp_path)], check=True)
+    assert (tmp_path / "curves.png").stat().st_size > 20_000  # an unfinished run's curves so far
     seen, real = [], mmr1.token_logprobs
 
     def record(net, *args, **kwargs):
@@ -178,9 +194,7 @@ def test_resumed_rl_updates_in_train_mode_with_checkpointing(run, straight_run, 
     monkeypatch.setattr(mmr1, "token_logprobs", record)
     summary = mmr1.main([*flags, "--resume", str(tmp_path)])
     assert seen and all(seen)  # steps 2 (and its micro-batches), in train mode, checkpointing on
-    (tmp_path / "curves.png").unlink()
     again = mmr1.main([*flags, "--resume", str(tmp_path)])  # finished: nothing to do, the same summary
-    assert (tmp_path / "curves.png").exists()  # and the curves drawn again
     assert "eval/accuracy_after_rl" in summary and again["eval/accuracy_after_rl"] == summary["eval/accuracy_after_rl"]
 
 
