@@ -1,4 +1,4 @@
-"""The derivation exercise of EXERCISES.md (exercise 9): why VAS scores a prompt by its outcome variance.
+"""The derivation exercise of EXERCISES.md (exercise 10): why VAS scores a prompt by its outcome variance.
 
 GRPO learns nothing from a group whose G rewards all agree: every advantage is 0. VAS prefers the prompts
 with a high Outcome Variance Score, OVS = P (1 - P), P the prompt's pass rate. This file holds one function,

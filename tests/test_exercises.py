@@ -1,6 +1,6 @@
 """Classroom exercises: a function (or a branch of one) of mmr1.py, vas.py or tests/derivation.py each, with a check
 that tells a right implementation from a wrong one; then four experiments, each a few short runs whose metric the
-student predicts first.
+student predicts first. EXERCISES.md asks, docs/solutions.md answers (a teacher keeps it back).
 
 A student replaces the body of one function and runs that exercise's test, e.g.
     python -m pytest -q tests/test_exercises.py -k exercise_advantage
@@ -14,11 +14,12 @@ passes.
 Each `check_<name>` takes the implementation as an argument and raises AssertionError when it is wrong.
 `test_exercise_<name>` runs it on the reference functions. The meta-tests at the end run every check on the blanked
 body (which raises NotImplementedError) and on common mistakes (population std, the KL's d with the wrong sign, min
-instead of max, micro-batch means summed, self-BLEU against one response at a time, a weighted draw without
-replacement, ...), and require it to fail; they check that blanking an exercise changes its functions and nothing
-else, and that no kept docstring, and no exercise text before the hints of EXERCISES.md, holds an expression of the
-reference body. `test_experiment_<name>` makes the short runs of an experiment from the tests' cold start and checks
-that the answer EXERCISES.md gives holds on them.
+instead of max, micro-batch means summed, self-BLEU against one response at a time, OVS of the posterior mean, a
+weighted draw without replacement, ...), and require it to fail; they check that blanking an exercise changes its
+functions and nothing else, that no kept docstring and nothing in EXERCISES.md holds an expression of the reference
+body, and that the solutions answer every exercise under its number, name every mistake its check rejects, and that
+none of their answers is in EXERCISES.md or the blanked files. `test_experiment_<name>` makes the short runs of an
+experiment from the tests' cold start and checks the results that the solutions give.
 """
 import argparse
 import ast
@@ -48,20 +49,21 @@ from helpers import COLD_START, FROM_COLD_START, rows  # noqa: E402
 FILES = {"mmr1": "mmr1.py", "vas": "vas.py", "derivation": "tests/derivation.py"}
 # exercise -> what the student writes: "file:qualified name" of a function, or "file:function[label]" for the
 # branch of `function` that handles `label`. Each piece belongs to one exercise only.
-EXERCISES = {
+EXERCISES = {  # in the order of EXERCISES.md: exercise 1 first
+    "reward": ["mmr1:last_boxed"],
+    "mask": ["mmr1:completion_mask"],
+    "logprob": ["mmr1:completion_logprobs"],
     "advantage": ["mmr1:group_advantages"],
     "kl": ["mmr1:kl_k3"],
     "surrogate": ["mmr1:clipped_surrogate"],
     "token_mean": ["mmr1:masked_mean"],
     "normaliser": ["mmr1:backward"],
-    "logprob": ["mmr1:completion_logprobs"],
-    "mask": ["mmr1:completion_mask"],
-    "reward": ["mmr1:last_boxed"],
+    "grpo_step": ["mmr1:grpo_step"],
     "agree": ["derivation:agree_probability"],
     "vps": ["vas:outcome_variance_score", "vas:VarianceAwareSampler.probabilities"],
     "tds": ["vas:_bleu", "vas:trajectory_diversity_score[self_bleu]"],
+    "posterior": ["vas:VarianceAwareSampler._posterior", "vas:VarianceAwareSampler.forget"],
     "sampler": ["vas:VarianceAwareSampler.next_batch"],
-    "grpo_step": ["mmr1:grpo_step"],
 }
 
 # experiment -> {run: flags of `python mmr1.py --init-from COLD/sft ...`}; every run starts from the same cold start
@@ -87,7 +89,76 @@ def close(got, want, tol=1e-5):
     return got.shape == want.shape and np.allclose(got, want, atol=tol, rtol=0)
 
 
-# ------------------------------------------------------------------------------------------ 1. group advantage
+# ------------------------------------------------------------------------------------------ 1. reward parser
+
+def check_reward(last_boxed):
+    cases = [("\\boxed{3}", "3"), ("<answer> \\boxed { red } </answer>", "red"),
+             ("\\boxed{\\frac{1}{2}}", "\\frac{1}{2}"), ("\\boxed{1} , no : \\boxed{2}", "2"),
+             ("\\boxed{a{b}c} and \\boxed{x{y}}", "x{y}"), ("no box here", None), ("\\boxed{3", None)]
+    for text, want in cases:
+        got = last_boxed(text)
+        got = got.strip() if isinstance(got, str) else got
+        assert got == want, (
+            f"last_boxed({text!r}) should be {want!r}, got {got!r}: the *last* box, nested braces closed at their "
+            "match, spaces allowed before '{', None without a closed box")
+    with mock.patch.object(mmr1, "last_boxed", last_boxed):  # the reward reads the answer through it
+        assert mmr1.reward("<think> 1 / 2 </think><answer> \\boxed{\\frac{1}{2}} </answer>", "\\frac{1}{2}") == (
+            1.0, 1.0, 2.0)
+        assert mmr1.reward("<think> a </think><answer> \\boxed{1} then \\boxed{2} </answer>", "1")[1] == 0.0
+
+
+# ------------------------------------------------------------------------------------------ 2. completion mask
+
+def check_mask(completion_mask):
+    eos, pad = 2, 0
+    completions = torch.tensor([[31, 32, eos, pad, pad],  # ended, padded after
+                                [41, 42, 43, 44, 45],  # cut off by the budget: every token is real
+                                [eos, 7, eos, pad, pad],  # ended at once; whatever follows is never trained on
+                                [pad, 51, eos, 9, 9]])  # a sampled <|endoftext|> before the end is a real token
+    got = completion_mask(completions, eos)
+    want = [[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [1, 0, 0, 0, 0], [1, 1, 1, 0, 0]]
+    assert got.shape == completions.shape and got.tolist() == want, (
+        f"1 at each token up to and *including* the first end-of-turn (the model must learn to stop), 0 after it; "
+        f"want {want}, got {got.tolist()}")
+    assert got.dtype.is_floating_point, "the mask multiplies float losses"
+
+
+# ------------------------------------------------------------------------------------------ 3. log-prob shift
+
+def check_logprob(completion_logprobs):
+    # One row, vocabulary of 3, a prompt of 2 positions and a completion of 2 tokens: L = 4 logits positions.
+    logits = torch.tensor([[[5.0, 0.0, 0.0], [0.0, 2.0, 0.0], [0.0, 0.0, 3.0], [4.0, 4.0, 0.0]]])  # (1, 4, 3)
+    completions = torch.tensor([[1, 2]])
+    want = [[2 - math.log(2 + math.exp(2)), 3 - math.log(2 + math.exp(3))]]  # positions 1 and 2 score tokens 0, 1
+    got = completion_logprobs(logits, completions, 1.0)
+    unshifted = [[0 - math.log(1 + math.exp(3) + 1), 0 - math.log(2 * math.exp(4) + 1)]]
+    assert got.shape == (1, 2), f"one log-prob per completion token: (N, C) = (1, 2), got {tuple(got.shape)}"
+    assert close(got, want, 1e-5), (
+        f"want {want}, got {got.tolist()}: which position's logits predict completion token t?"
+        + (" (these are the logits of token t's own position: each token predicts itself)"
+           if close(got, unshifted, 1e-5) else ""))
+    # temperature: the distribution sampled from is softmax(logits / T), and training must score that one
+    got = completion_logprobs(logits, completions, 0.5)
+    want_t = [[4 - math.log(2 + math.exp(4)), 6 - math.log(2 + math.exp(6))]]
+    assert close(got, want_t, 1e-5), f"temperature 0.5: want {want_t}, got {got.tolist()}"
+    # against a plain loop on random logits: two rows, longer prompts, half precision in, float32 out
+    g = torch.Generator().manual_seed(0)
+    logits, completions = torch.randn(2, 9, 11, generator=g) * 3, torch.randint(0, 11, (2, 5), generator=g)
+    got = completion_logprobs(logits.to(torch.bfloat16), completions, 0.7)
+    assert got.dtype == torch.float32, f"log-probs in float32 whatever the logits' dtype, got {got.dtype}"
+    half = logits.to(torch.bfloat16).float()
+    for n in range(2):
+        for t in range(5):
+            want = torch.log_softmax(half[n, 9 - 5 - 1 + t] / 0.7, -1)[completions[n, t]].item()
+            assert abs(got[n, t].item() - want) < 1e-4, f"row {n}, token {t}: want {want:.5f}, got {got[n, t]:.5f}"
+    logits.requires_grad_(True)
+    completion_logprobs(logits, completions, 1.0).sum().backward()
+    assert logits.grad[:, -1].abs().sum() == 0 and logits.grad[:, :3].abs().sum() == 0, (
+        "only the positions that predict a completion token (the prompt's last and the completion's but the last) "
+        "get a gradient")
+
+
+# ------------------------------------------------------------------------------------------ 4. group advantage
 
 def check_advantage(group_advantages):
     a = 0.5 / (math.sqrt(1 / 3) + 1e-6)  # [1, 1, 0, 0]: mean 0.5, unbiased std sqrt(1/3)
@@ -109,7 +180,7 @@ def check_advantage(group_advantages):
     assert group_advantages(torch.tensor([1, 0, 0, 0, 1, 1]), 2).shape == (6,), "return one advantage per rollout"
 
 
-# ------------------------------------------------------------------------------------------ 2. k3 KL
+# ------------------------------------------------------------------------------------------ 5. k3 KL
 
 def check_kl(kl_k3):
     got = kl_k3(torch.tensor([math.log(0.5)]), torch.tensor([math.log(0.25)])).item()
@@ -127,7 +198,7 @@ def check_kl(kl_k3):
     assert torch.equal(kl_k3(logp, logp), torch.zeros(4, 7)), "equal policies: KL exactly 0"
 
 
-# ------------------------------------------------------------------------------------------ 3. clipped surrogate
+# ------------------------------------------------------------------------------------------ 6. clipped surrogate
 
 def _one_token(clipped_surrogate, ratio, adv, clip_low, clip_high):
     """Loss and d loss / d logp of a single token whose ratio pi / pi_old is `ratio`."""
@@ -165,7 +236,7 @@ def check_surrogate(clipped_surrogate):
         f"advantages (B,) belong to rows: A_i applies to every token of rollout i; got {got.tolist()}")
 
 
-# ------------------------------------------------------------------------------------------ 4. token-mean
+# ------------------------------------------------------------------------------------------ 7. token-mean
 
 def check_token_mean(masked_mean):
     # per-token losses of two rollouts: row 0 has 3 real tokens, row 1 one; padding slots hold garbage
@@ -194,7 +265,35 @@ def check_token_mean(masked_mean):
         f"a batch without a real token (padding copies weigh nothing) must give 0, not 0 / 0 = NaN; got {empty}")
 
 
-# ------------------------------------------------------------------------------------------ 5. the global normaliser
+# ------------------------------------------------------------------------------------------ 8. the global normaliser
+
+class _Toy(torch.nn.Module):
+    """A policy with no prompt: a softmax over 3 tokens whose logits theta are the only weights."""
+    def __init__(self):
+        super().__init__()
+        self.theta = torch.nn.Parameter(torch.zeros(3, dtype=torch.float64))
+
+
+def _toy_logprobs(net, policy, prompts, completions, mask, args, *rest, **kwargs):  # for mmr1.token_logprobs
+    return torch.log_softmax(net.theta, -1)[completions]  # (N, C)
+
+
+def _toy_loss(logp, old_logp, ref_logp, adv, mask, clip_low, clip_high, kl_coef, seq_mean):  # for mmr1.grpo_loss
+    """-A rho over the real tokens: grpo_loss where its clip and KL do not act, as in the toy updates here, so that
+    these checks do not need exercises 5-7."""
+    per_token = -adv[:, None] * torch.exp(logp - old_logp) * mask  # (N, C)
+    loss = (per_token.sum(1) / mask.sum(1)).mean() if seq_mean else per_token.sum() / mask.sum()
+    return loss, {}
+
+
+def _toy_patches(namespaces, **extra):
+    """The toy policy's log-probs and loss, and `extra`, in each module namespace (mmr1, or a blanked copy)."""
+    stack = contextlib.ExitStack()
+    for namespace in namespaces:
+        stack.enter_context(mock.patch.dict(namespace, {"token_logprobs": _toy_logprobs, "grpo_loss": _toy_loss,
+                                                        "masked_mean": lambda v, m: (v * m).sum() / m.sum(), **extra}))
+    return stack
+
 
 def _split_means(backward, values, mask, parts, total):
     """Each part's token-mean loss through `backward`; returns the logged loss, sum of part loss x weight."""
@@ -249,101 +348,86 @@ def check_normaliser(backward):
     adv, lengths = [1.0, -1.0, 0.5, -0.5], [3, 1, 2, 1]
     for seq_mean in (False, True):
         theta = torch.zeros(3, dtype=torch.float64, requires_grad=True)
-        ro = _toy_batch(lengths, adv)
-        logp = torch.log_softmax(theta, -1)[ro.completion_ids]  # (4, C) on-policy: ratio 1 in value
+        rollouts = _toy_batch(lengths, adv)
+        logp = torch.log_softmax(theta, -1)[rollouts.completion_ids]  # (4, C) on-policy: ratio 1 in value
         per_token = -torch.tensor(adv, dtype=torch.float64)[:, None] * torch.exp(logp - logp.detach())
-        m = ro.mask.double()
+        m = rollouts.mask.double()
         loss = ((per_token * m).sum(1) / m.sum(1)).mean() if seq_mean else (per_token * m).sum() / m.sum()
         loss.backward()
         want_theta = -theta.grad  # lr 1
         for micro in (0, 1, 3):
-            (got_loss, *_), got = _toy_update(backward, ro, adv, micro_batch=micro, seq_mean=seq_mean)
+            (got_loss, *_), got = _toy_update(backward, rollouts, adv, micro_batch=micro, seq_mean=seq_mean)
             assert close(got, want_theta, 1e-6), (  # the mask, and so each part's weight, is float32
                 f"grpo_update with --micro-batch {micro}{' --seq-mean' if seq_mean else ''}: theta after one step "
                 f"should be {want_theta.tolist()}, got {got.tolist()}")
             assert abs(got_loss - loss.item()) < 1e-6, f"logged loss {got_loss}, want {loss.item()}"
 
 
-def _toy_update(backward, ro, adv, **flags):
+def _toy_update(backward, rollouts, adv, **flags):
     """grpo_update of the toy policy (no KL, plain SGD of lr 1) with `backward` as the normaliser."""
     net = _Toy()
     args = dataclasses.replace(mmr1.Args(), group_size=2, prompts_per_step=2, kl_coef=0.0, **flags)
     with _toy_patches([mmr1.__dict__], backward=backward):
-        result = mmr1.grpo_update(types.SimpleNamespace(model=net), torch.optim.SGD(net.parameters(), lr=1.0), ro,
+        result = mmr1.grpo_update(types.SimpleNamespace(model=net), torch.optim.SGD(net.parameters(), lr=1.0), rollouts,
                                   torch.tensor(adv, dtype=torch.float64), None, args)
     return result, net.theta.detach()
 
 
-# ------------------------------------------------------------------------------------------ 6. log-prob shift
+# ------------------------------------------------------------------------------------------ 9. one GRPO step
 
-def check_logprob(completion_logprobs):
-    # One row, vocabulary of 3, a prompt of 2 positions and a completion of 2 tokens: L = 4 logits positions.
-    logits = torch.tensor([[[5.0, 0.0, 0.0], [0.0, 2.0, 0.0], [0.0, 0.0, 3.0], [4.0, 4.0, 0.0]]])  # (1, 4, 3)
-    completions = torch.tensor([[1, 2]])
-    want = [[2 - math.log(2 + math.exp(2)), 3 - math.log(2 + math.exp(3))]]  # positions 1 and 2 score tokens 0, 1
-    got = completion_logprobs(logits, completions, 1.0)
-    unshifted = [[0 - math.log(1 + math.exp(3) + 1), 0 - math.log(2 * math.exp(4) + 1)]]
-    assert got.shape == (1, 2), f"one log-prob per completion token: (N, C) = (1, 2), got {tuple(got.shape)}"
-    assert close(got, want, 1e-5), (
-        f"want {want}, got {got.tolist()}: which position's logits predict completion token t?"
-        + (" (these are the logits of token t's own position: each token predicts itself)"
-           if close(got, unshifted, 1e-5) else ""))
-    # temperature: the distribution sampled from is softmax(logits / T), and training must score that one
-    got = completion_logprobs(logits, completions, 0.5)
-    want_t = [[4 - math.log(2 + math.exp(4)), 6 - math.log(2 + math.exp(6))]]
-    assert close(got, want_t, 1e-5), f"temperature 0.5: want {want_t}, got {got.tolist()}"
-    # against a plain loop on random logits: two rows, longer prompts, half precision in, float32 out
-    g = torch.Generator().manual_seed(0)
-    logits, completions = torch.randn(2, 9, 11, generator=g) * 3, torch.randint(0, 11, (2, 5), generator=g)
-    got = completion_logprobs(logits.to(torch.bfloat16), completions, 0.7)
-    assert got.dtype == torch.float32, f"log-probs in float32 whatever the logits' dtype, got {got.dtype}"
-    half = logits.to(torch.bfloat16).float()
-    for n in range(2):
-        for t in range(5):
-            want = torch.log_softmax(half[n, 9 - 5 - 1 + t] / 0.7, -1)[completions[n, t]].item()
-            assert abs(got[n, t].item() - want) < 1e-4, f"row {n}, token {t}: want {want:.5f}, got {got[n, t]:.5f}"
-    logits.requires_grad_(True)
-    completion_logprobs(logits, completions, 1.0).sum().backward()
-    assert logits.grad[:, -1].abs().sum() == 0 and logits.grad[:, :3].abs().sum() == 0, (
-        "only the positions that predict a completion token (the prompt's last and the completion's but the last) "
-        "get a gradient")
+def _toy_step(grpo_step, rewards, correct, lr=1.0, nan=False, **flags):
+    """One call of grpo_step on one group of G = 4 one-token completions [0, 0, 1, 2], sampled from the uniform
+    policy (log pi_old = log 1/3), without KL, by plain SGD. Returns grpo_step's result and theta after it."""
+    net, tokens = _Toy(), torch.tensor([[0], [0], [1], [2]])
+    old_logp = torch.full((4, 1), -math.log(3.0), dtype=torch.float64)
+    rollouts = mmr1.Rollouts([None], tokens, torch.ones(4, 1), tokens.tolist(), old_logp, [""] * 4,
+                             torch.tensor(rewards), torch.tensor(correct), torch.ones(4))
+    args = dataclasses.replace(mmr1.Args(), group_size=4, prompts_per_step=1, kl_coef=0.0, **flags)
+    nan_logprobs = {"token_logprobs": lambda *a, **k: _toy_logprobs(*a) * math.nan} if nan else {}  # a NaN loss
+    with _toy_patches([mmr1.__dict__, grpo_step.__globals__], **nan_logprobs):
+        result = grpo_step(types.SimpleNamespace(model=net), torch.optim.SGD(net.parameters(), lr=lr), rollouts, None,
+                           args)
+    return result, net.theta.detach()
 
 
-# ------------------------------------------------------------------------------------------ 7. completion mask
+def check_grpo_step(grpo_step):
+    """Rewards (format + accuracy) [2, 1, 1, 0]: mean 1, unbiased std sqrt(2/3), so A = [a, 0, 0, -a] with
+    a = 1 / (sqrt(2/3) + 1e-6) = 1.2247. On-policy, token-mean over 4 tokens:
+        d loss / d theta = -(1/4) sum_i A_i (onehot(y_i) - pi) = -(1/4) sum_i A_i onehot(y_i)    (sum_i A_i = 0)
+    = [-a/4, 0, a/4] for the tokens [0, 0, 1, 2], and one SGD step of lr 1 gives theta = [a/4, 0, -a/4]."""
+    a = 1 / (math.sqrt(2 / 3) + 1e-6)
+    (loss, stats, grad_norm, skipped), theta = _toy_step(grpo_step, [2.0, 1.0, 1.0, 0.0], [1.0, 0.0, 0.0, 0.0])
+    accuracy_only = [0.25, -0.125, -0.125]  # A of the accuracy [1, 0, 0, 0] alone: [1.5, -0.5, -0.5, -0.5]
+    assert close(theta, [a / 4, 0, -a / 4], 1e-6), (
+        f"after one step theta should be [a/4, 0, -a/4] = [0.306, 0, -0.306], got {theta.tolist()}"
+        + (" (those are advantages of rollouts.correct, the accuracy alone)" if close(theta, accuracy_only, 1e-6)
+           else ""))
+    assert skipped == 0 and abs(grad_norm - a * math.sqrt(2) / 4) < 1e-6, (
+        f"return the last pass's loss, stats, gradient norm ({a * math.sqrt(2) / 4:.4f}) and the number of skipped "
+        f"passes (0); got grad_norm {grad_norm}, skipped {skipped}")
+    (*_, skipped), theta = _toy_step(grpo_step, [2.0, 1.0, 1.0, 0.0], [1.0, 0.0, 0.0, 0.0], scale_std=False)
+    assert close(theta, [0.25, 0, -0.25], 1e-6), (
+        f"--no-scale-std (Dr. GRPO): A = r - mean(r) = [1, 0, 0, -1], theta = [0.25, 0, -0.25]; got {theta.tolist()}")
+    # two passes over the same rollouts: the second starts from theta_1, its ratio pi_theta / pi_old is no longer 1
+    lr, adv = 0.1, torch.tensor([a, 0.0, 0.0, -a], dtype=torch.float64)
+    theta = torch.tensor([a / 4, 0, -a / 4], dtype=torch.float64) * lr
+    theta.requires_grad_(True)
+    ratio = torch.exp(torch.log_softmax(theta, -1)[[0, 0, 1, 2]] + math.log(3.0))  # all inside [0.8, 1.2]
+    (-(adv * ratio).mean()).backward()
+    want = theta.detach() - lr * theta.grad
+    fresh = theta.detach() + lr * torch.tensor([a / 4, 0, -a / 4], dtype=torch.float64)  # pass 2 with ratio 1 again
+    (*_, skipped), got = _toy_step(grpo_step, [2.0, 1.0, 1.0, 0.0], [1.0, 0.0, 0.0, 0.0], lr=lr, update_epochs=2)
+    assert close(got, want, 1e-6), (
+        f"--update-epochs 2: two passes over the same batch and advantages, theta {want.tolist()}; "
+        f"got {got.tolist()}" + (" (that is one pass)" if close(got, theta.detach(), 1e-6) else "")
+        + (" (pi_old taken afresh on the second pass: its ratio is 1 again)" if close(got, fresh, 1e-6) else ""))
+    (*_, skipped), _ = _toy_step(grpo_step, [2.0, 1.0, 1.0, 0.0], [1.0, 0.0, 0.0, 0.0], nan=True, update_epochs=2)
+    assert skipped == 2, f"a non-finite loss skips the pass: 2 of 2 passes skipped, got {skipped}"
+    (*_, skipped), theta = _toy_step(grpo_step, [1.0, 1.0, 1.0, 1.0], [0.0, 0.0, 0.0, 0.0])
+    assert torch.equal(theta, torch.zeros(3, dtype=torch.float64)), "an all-equal group gives no gradient"
 
-def check_mask(completion_mask):
-    eos, pad = 2, 0
-    completions = torch.tensor([[31, 32, eos, pad, pad],  # ended, padded after
-                                [41, 42, 43, 44, 45],  # cut off by the budget: every token is real
-                                [eos, 7, eos, pad, pad],  # ended at once; whatever follows is never trained on
-                                [pad, 51, eos, 9, 9]])  # a sampled <|endoftext|> before the end is a real token
-    got = completion_mask(completions, eos)
-    want = [[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [1, 0, 0, 0, 0], [1, 1, 1, 0, 0]]
-    assert got.shape == completions.shape and got.tolist() == want, (
-        f"1 at each token up to and *including* the first end-of-turn (the model must learn to stop), 0 after it; "
-        f"want {want}, got {got.tolist()}")
-    assert got.dtype.is_floating_point, "the mask multiplies float losses"
 
-
-# ------------------------------------------------------------------------------------------ 8. reward parser
-
-def check_reward(last_boxed):
-    cases = [("\\boxed{3}", "3"), ("<answer> \\boxed { red } </answer>", "red"),
-             ("\\boxed{\\frac{1}{2}}", "\\frac{1}{2}"), ("\\boxed{1} , no : \\boxed{2}", "2"),
-             ("\\boxed{a{b}c} and \\boxed{x{y}}", "x{y}"), ("no box here", None), ("\\boxed{3", None)]
-    for text, want in cases:
-        got = last_boxed(text)
-        got = got.strip() if isinstance(got, str) else got
-        assert got == want, (
-            f"last_boxed({text!r}) should be {want!r}, got {got!r}: the *last* box, nested braces closed at their "
-            "match, spaces allowed before '{', None without a closed box")
-    with mock.patch.object(mmr1, "last_boxed", last_boxed):  # the reward reads the answer through it
-        assert mmr1.reward("<think> 1 / 2 </think><answer> \\boxed{\\frac{1}{2}} </answer>", "\\frac{1}{2}") == (
-            1.0, 1.0, 2.0)
-        assert mmr1.reward("<think> a </think><answer> \\boxed{1} then \\boxed{2} </answer>", "1")[1] == 0.0
-
-
-# ------------------------------------------------------------------------------------------ 9. a group that agrees
+# ------------------------------------------------------------------------------------------ 10. a group that agrees
 
 def check_agree(agree_probability):
     """Exact, by enumeration: the 2^G outcome vectors of a group, each with its probability at pass rate P; the
@@ -362,7 +446,7 @@ def check_agree(agree_probability):
                    else "") + (" (a formula of G = 2 or 3, not of G)" if abs(got - (1 - G * ovs)) < 1e-9 else ""))
 
 
-# ------------------------------------------------------------------------------------------ 10. OVS, VPS distribution
+# ------------------------------------------------------------------------------------------ 11. OVS, VPS distribution
 
 def check_vps(outcome_variance_score, sampler_cls):
     for correct, want in (([1, 1, 0, 0], 0.25), ([1, 1, 1, 1], 0.0), ([0, 0, 0, 0], 0.0), ([1, 0, 0, 0], 0.1875),
@@ -397,7 +481,7 @@ def check_vps(outcome_variance_score, sampler_cls):
     assert close(got, [0, 0.25 / 0.55, 0.3 / 0.55, 0]), f"want [0, 0.455, 0.545, 0], got {got}"
 
 
-# ------------------------------------------------------------------------------------------ 11. self-BLEU diversity
+# ------------------------------------------------------------------------------------------ 12. self-BLEU diversity
 
 def check_tds(trajectory_diversity_score):
     """The paper's default TDS, 1 - self-BLEU, with tolerances that any faithful BLEU meets (its smoothing may
@@ -437,7 +521,65 @@ def check_tds(trajectory_diversity_score):
         + (" (a short response has every n-gram in the long one: BLEU needs its brevity penalty)" if got < 0.5 else ""))
 
 
-# ------------------------------------------------------------------------------------------ 12. the mixed sampler
+# ------------------------------------------------------------------------------------------ 13. the posterior
+
+def _beta_vps(right, wrong, groups, tds_sum, prior, alpha=0.8, beta=0.2):
+    """Pass rate, TDS and VPS of a prompt by hand: Beta(prior + right, prior + wrong) on P, OVS = E[P (1 - P)]
+    = E[P] - E[P^2] = a b / ((a + b)(a + b + 1)), TDS the mean over its groups and `prior` pseudo-groups at 0.5."""
+    a, b = prior + right, prior + wrong
+    tds = (tds_sum + 0.5 * prior) / (groups + prior)
+    return a / (a + b), tds, alpha * a * b / ((a + b) * (a + b + 1)) + beta * tds
+
+
+def _posterior_says(sampler, want, where):
+    """Compare the sampler's pass_rate, tds and scores with want = [(pass rate, TDS, VPS) per prompt]."""
+    for name, column in zip(("pass_rate", "tds", "scores"), zip(*want)):
+        got = np.asarray(getattr(sampler, name), dtype=float)
+        assert close(got, column, 1e-6), f"{where}: {name} should be {np.round(column, 4)}, got {np.round(got, 4)}"
+
+
+def check_posterior(sampler_cls):
+    """The posterior VAS that `--vas` runs: `_posterior` (pass rate, TDS and VPS from the evidence) and `forget`,
+    through `update`, which forgets once a step and then adds the step's groups."""
+    # two prompts never drawn: the prior alone, Beta(0.1, 0.1)
+    sampler = sampler_cls(2, batch_size=2, decay=0.98, prior=0.1)
+    vps = np.asarray(sampler.scores, dtype=float)
+    assert close(vps, [0.8 / 24 + 0.1] * 2, 1e-6), (
+        f"a prompt never drawn: OVS = E[P (1 - P)] under Beta(0.1, 0.1) = 1/24 = 0.0417, TDS 0.5 (the prior's "
+        f"pseudo-groups), VPS = 0.8 / 24 + 0.2 * 0.5 = 0.1333; got {vps.round(4)}"
+        + (" (OVS 0.25: that is P (1 - P) of the mean P, not its expectation)" if close(vps, [0.3] * 2, 1e-6) else "")
+        + (" (OVS 0.208: that is the variance of P, not the expected P (1 - P))" if close(vps, [0.8 * 0.01 / (
+            0.04 * 1.2) + 0.1] * 2, 1e-6) else "") + (" (NaN: a prompt never drawn has no group, only the prior's)"
+                                                        if np.isnan(vps).any() else ""))
+    _posterior_says(sampler, [_beta_vps(0, 0, 0, 0, 0.1)] * 2, "never drawn")
+    # prompt 0: a group of 8, all right, all alike (TDS 0); prompt 1: 4 of 8, no two sharing a word (TDS 1)
+    sampler.update([0, 1], [[1] * 8, [1, 0] * 4], [["a b"] * 8, list("abcdefgh")], group=8)
+    got = float(sampler.pass_rate[0])
+    assert abs(got - 8.1 / 8.2) < 1e-6, (
+        f"8 right of 8 on top of Beta(0.1, 0.1): a = 8.1, b = 0.1, pass rate 8.1 / 8.2 = 0.9878, got {got:.4f}"
+        + (" (the step's group was forgotten too: forget first, then add)" if abs(got - 7.94 / 8.04) < 1e-6 else ""))
+    _posterior_says(sampler, [_beta_vps(8, 0, 1, 0, 0.1), _beta_vps(4, 4, 1, 1, 0.1)], "after one group each")
+    # 34 steps in which only prompt 1 is drawn, a group of two different answers, one right: prompt 0's evidence
+    # fades all the same, to 0.98^34 = 0.503 of what it was; prompt 1 holds a sum of fading groups
+    for _ in range(34):
+        sampler.update([1], [[1, 0]], [["x", "y"]], group=2)
+    w, fading = 0.98 ** 34, sum(0.98 ** k for k in range(34))
+    _posterior_says(sampler, [_beta_vps(8 * w, 0, w, 0, 0.1),
+                              _beta_vps(4 * w + fading, 4 * w + fading, w + fading, w + fading, 0.1)],
+                    "after 34 more steps, prompt 1 drawn at each, prompt 0 never (every prompt forgets, every step)")
+    # other settings, by hand: prior 1 (Beta(1, 1)), decay 0.5, alpha = beta = 0.5
+    sampler = sampler_cls(1, batch_size=1, decay=0.5, prior=1.0, alpha=0.5, beta=0.5)
+    sampler.update([0], [[1, 1]], [["a", "a"]], group=2)  # a = 3, b = 1: OVS 3 / 20, TDS 0.5 / 2, VPS 0.2
+    assert close(sampler.scores, [0.2], 1e-6), (
+        f"prior 1, alpha = beta = 0.5, two alike right answers: a = 3, b = 1, OVS = 0.15, TDS = 0.25, VPS = 0.2; "
+        f"got {sampler.scores}: use the sampler's prior, alpha and beta")
+    sampler.update([], [], [])  # the evidence halves: a = 2, b = 1, OVS 1/6, TDS 0.5 / 1.5, VPS 0.25
+    assert close(sampler.scores, [0.25], 1e-6), (
+        f"one step later with decay 0.5: right 1, one half group: a = 2, b = 1, OVS = 1/6, TDS = 1/3, VPS = 0.25; "
+        f"got {sampler.scores}")
+
+
+# ------------------------------------------------------------------------------------------ 14. the mixed sampler
 
 def _sampler(sampler_cls, num_prompts, batch_size, ratio, p, seed=0):
     """A sampler whose weighted part is drawn from p (set as its scores too), whatever probabilities() does."""
@@ -485,6 +627,18 @@ def check_sampler(sampler_cls):
         f"lambda = 0, 5 prompts, batches of 3: the draws in blocks of 5 are each prompt once; got "
         f"{[draws[i:i + 5] for i in range(0, 30, 5)]}")
     assert len({tuple(draws[i:i + 5]) for i in range(0, 30, 5)}) > 1, "a new shuffle each epoch, not the same order"
+    # the focusing sampler (select=True): the weighted part is what selected() gives, the rest as before
+    class Focus(sampler_cls):
+        def _posterior(self):  # scores of no use here: this check needs no exercise 13
+            pass
+
+        def selected(self):
+            return np.array([4, 4])
+    sampler = Focus(6, batch_size=5, mixture_ratio=0.5, decay=0.98, select=True)
+    batches = [sampler.next_batch() for _ in range(6)]
+    assert all(list(b[:2]) == [4, 4] for b in batches) and not _not_epochs([i for b in batches for i in b[2:]], 6), (
+        f"with self.select set, the first floor(lambda B) ids are self.selected()'s ([4, 4] here), the rest from the "
+        f"shuffle; got {batches[:3]}")
     # the same seed, the same batches; and a sampler restored from state_dict() goes on exactly as the saved one
     state = np.random.get_state()
     try:
@@ -504,85 +658,7 @@ def check_sampler(sampler_cls):
         np.random.set_state(state)
 
 
-# ------------------------------------------------------------------------------------------ 13. one GRPO step
-
-class _Toy(torch.nn.Module):
-    """A policy with no prompt: a softmax over 3 tokens whose logits theta are the only weights."""
-    def __init__(self):
-        super().__init__()
-        self.theta = torch.nn.Parameter(torch.zeros(3, dtype=torch.float64))
-
-
-def _toy_logprobs(net, policy, prompts, completions, mask, args, *rest, **kwargs):  # for mmr1.token_logprobs
-    return torch.log_softmax(net.theta, -1)[completions]  # (N, C)
-
-
-def _toy_loss(logp, old_logp, ref_logp, adv, mask, clip_low, clip_high, kl_coef, seq_mean):  # for mmr1.grpo_loss
-    """-A rho over the real tokens: grpo_loss where its clip and KL do not act, as in the toy updates here, so that
-    these checks do not need exercises 2-4."""
-    per_token = -adv[:, None] * torch.exp(logp - old_logp) * mask  # (N, C)
-    loss = (per_token.sum(1) / mask.sum(1)).mean() if seq_mean else per_token.sum() / mask.sum()
-    return loss, {}
-
-
-def _toy_patches(namespaces, **extra):
-    """The toy policy's log-probs and loss, and `extra`, in each module namespace (mmr1, or a blanked copy)."""
-    stack = contextlib.ExitStack()
-    for namespace in namespaces:
-        stack.enter_context(mock.patch.dict(namespace, {"token_logprobs": _toy_logprobs, "grpo_loss": _toy_loss,
-                                                        "masked_mean": lambda v, m: (v * m).sum() / m.sum(), **extra}))
-    return stack
-
-
-def _toy_step(grpo_step, rewards, correct, lr=1.0, nan=False, **flags):
-    """One call of grpo_step on one group of G = 4 one-token completions [0, 0, 1, 2], sampled from the uniform
-    policy (log pi_old = log 1/3), without KL, by plain SGD. Returns grpo_step's result and theta after it."""
-    net, tokens = _Toy(), torch.tensor([[0], [0], [1], [2]])
-    old_logp = torch.full((4, 1), -math.log(3.0), dtype=torch.float64)
-    ro = mmr1.Rollouts([None], tokens, torch.ones(4, 1), tokens.tolist(), old_logp, [""] * 4, torch.tensor(rewards),
-                       torch.tensor(correct), torch.ones(4))
-    args = dataclasses.replace(mmr1.Args(), group_size=4, prompts_per_step=1, kl_coef=0.0, **flags)
-    nan_logprobs = {"token_logprobs": lambda *a, **k: _toy_logprobs(*a) * math.nan} if nan else {}  # a NaN loss
-    with _toy_patches([mmr1.__dict__, grpo_step.__globals__], **nan_logprobs):
-        result = grpo_step(types.SimpleNamespace(model=net), torch.optim.SGD(net.parameters(), lr=lr), ro, None, args)
-    return result, net.theta.detach()
-
-
-def check_grpo_step(grpo_step):
-    """Rewards (format + accuracy) [2, 1, 1, 0]: mean 1, unbiased std sqrt(2/3), so A = [a, 0, 0, -a] with
-    a = 1 / (sqrt(2/3) + 1e-6) = 1.2247. On-policy, token-mean over 4 tokens:
-        d loss / d theta = -(1/4) sum_i A_i (onehot(y_i) - pi) = -(1/4) sum_i A_i onehot(y_i)    (sum_i A_i = 0)
-    = [-a/4, 0, a/4] for the tokens [0, 0, 1, 2], and one SGD step of lr 1 gives theta = [a/4, 0, -a/4]."""
-    a = 1 / (math.sqrt(2 / 3) + 1e-6)
-    (loss, stats, grad_norm, skipped), theta = _toy_step(grpo_step, [2.0, 1.0, 1.0, 0.0], [1.0, 0.0, 0.0, 0.0])
-    accuracy_only = [0.25, -0.125, -0.125]  # A of the accuracy [1, 0, 0, 0] alone: [1.5, -0.5, -0.5, -0.5]
-    assert close(theta, [a / 4, 0, -a / 4], 1e-6), (
-        f"after one step theta should be [a/4, 0, -a/4] = [0.306, 0, -0.306], got {theta.tolist()}"
-        + (" (those are advantages of ro.correct, the accuracy alone)" if close(theta, accuracy_only, 1e-6) else ""))
-    assert skipped == 0 and abs(grad_norm - a * math.sqrt(2) / 4) < 1e-6, (
-        f"return the last pass's loss, stats, gradient norm ({a * math.sqrt(2) / 4:.4f}) and the number of skipped "
-        f"passes (0); got grad_norm {grad_norm}, skipped {skipped}")
-    (*_, skipped), theta = _toy_step(grpo_step, [2.0, 1.0, 1.0, 0.0], [1.0, 0.0, 0.0, 0.0], scale_std=False)
-    assert close(theta, [0.25, 0, -0.25], 1e-6), (
-        f"--no-scale-std (Dr. GRPO): A = r - mean(r) = [1, 0, 0, -1], theta = [0.25, 0, -0.25]; got {theta.tolist()}")
-    # two passes over the same rollouts: the second starts from theta_1, its ratio pi_theta / pi_old is no longer 1
-    lr, adv = 0.1, torch.tensor([a, 0.0, 0.0, -a], dtype=torch.float64)
-    theta = torch.tensor([a / 4, 0, -a / 4], dtype=torch.float64) * lr
-    theta.requires_grad_(True)
-    ratio = torch.exp(torch.log_softmax(theta, -1)[[0, 0, 1, 2]] + math.log(3.0))  # all inside [0.8, 1.2]
-    (-(adv * ratio).mean()).backward()
-    want = theta.detach() - lr * theta.grad
-    (*_, skipped), got = _toy_step(grpo_step, [2.0, 1.0, 1.0, 0.0], [1.0, 0.0, 0.0, 0.0], lr=lr, update_epochs=2)
-    assert close(got, want, 1e-6), (
-        f"--update-epochs 2: two passes over the same batch and advantages, theta {want.tolist()}; "
-        f"got {got.tolist()}" + (" (that is one pass)" if close(got, theta.detach(), 1e-6) else ""))
-    (*_, skipped), _ = _toy_step(grpo_step, [2.0, 1.0, 1.0, 0.0], [1.0, 0.0, 0.0, 0.0], nan=True, update_epochs=2)
-    assert skipped == 2, f"a non-finite loss skips the pass: 2 of 2 passes skipped, got {skipped}"
-    (*_, skipped), theta = _toy_step(grpo_step, [1.0, 1.0, 1.0, 1.0], [0.0, 0.0, 0.0, 0.0])
-    assert torch.equal(theta, torch.zeros(3, dtype=torch.float64)), "an all-equal group gives no gradient"
-
-
-# ------------------------------------------------------------------------------------------ 14-17. experiments
+# ------------------------------------------------------------------------------------------ 15-18. experiments
 
 def check_epochs(runs):
     one, two = runs["one pass"][0], runs["two passes"][0]
@@ -615,10 +691,10 @@ def check_dead_share(runs):
     assert [runs[label][0]["rollouts/total"] for label in runs] == [160, 160], "40 prompts x G = 4 in each run"
 
 
-CHECKS = {"advantage": check_advantage, "kl": check_kl, "surrogate": check_surrogate, "token_mean": check_token_mean,
-          "normaliser": check_normaliser, "logprob": check_logprob, "mask": check_mask, "reward": check_reward,
-          "agree": check_agree, "vps": check_vps, "tds": check_tds, "sampler": check_sampler,
-          "grpo_step": check_grpo_step}
+CHECKS = {"reward": check_reward, "mask": check_mask, "logprob": check_logprob, "advantage": check_advantage,
+          "kl": check_kl, "surrogate": check_surrogate, "token_mean": check_token_mean, "normaliser": check_normaliser,
+          "grpo_step": check_grpo_step, "agree": check_agree, "vps": check_vps, "tds": check_tds,
+          "posterior": check_posterior, "sampler": check_sampler}
 EXPERIMENT_CHECKS = {"epochs": check_epochs, "group_size": check_group_size, "vas_cost": check_vas_cost,
                      "dead_share": check_dead_share}
 
@@ -626,17 +702,30 @@ EXPERIMENT_CHECKS = {"epochs": check_epochs, "group_size": check_group_size, "va
 def implementations(modules):
     """The arguments of each check, taken from `modules` = {"mmr1": module, "vas": module, "derivation": module}."""
     m, v, d = modules["mmr1"], modules["vas"], modules["derivation"]
-    return {"advantage": (m.group_advantages,), "kl": (m.kl_k3,), "surrogate": (m.clipped_surrogate,),
-            "token_mean": (m.masked_mean,), "normaliser": (m.backward,), "logprob": (m.completion_logprobs,),
-            "mask": (m.completion_mask,), "reward": (m.last_boxed,), "agree": (d.agree_probability,),
-            "vps": (v.outcome_variance_score, v.VarianceAwareSampler), "tds": (v.trajectory_diversity_score,),
-            "sampler": (v.VarianceAwareSampler,), "grpo_step": (m.grpo_step,)}
+    return {"reward": (m.last_boxed,), "mask": (m.completion_mask,), "logprob": (m.completion_logprobs,),
+            "advantage": (m.group_advantages,), "kl": (m.kl_k3,), "surrogate": (m.clipped_surrogate,),
+            "token_mean": (m.masked_mean,), "normaliser": (m.backward,), "grpo_step": (m.grpo_step,),
+            "agree": (d.agree_probability,), "vps": (v.outcome_variance_score, v.VarianceAwareSampler),
+            "tds": (v.trajectory_diversity_score,), "posterior": (v.VarianceAwareSampler,),
+            "sampler": (v.VarianceAwareSampler,)}
 
 
 REFERENCE = {"mmr1": mmr1, "vas": vas, "derivation": derivation}
 
 
 # ------------------------------------------------------------------------------------------ the exercises
+
+def test_exercise_reward():
+    check_reward(mmr1.last_boxed)
+
+
+def test_exercise_mask():
+    check_mask(mmr1.completion_mask)
+
+
+def test_exercise_logprob():
+    check_logprob(mmr1.completion_logprobs)
+
 
 def test_exercise_advantage():
     check_advantage(mmr1.group_advantages)
@@ -658,16 +747,8 @@ def test_exercise_normaliser():
     check_normaliser(mmr1.backward)
 
 
-def test_exercise_logprob():
-    check_logprob(mmr1.completion_logprobs)
-
-
-def test_exercise_mask():
-    check_mask(mmr1.completion_mask)
-
-
-def test_exercise_reward():
-    check_reward(mmr1.last_boxed)
+def test_exercise_grpo_step():
+    check_grpo_step(mmr1.grpo_step)
 
 
 def test_exercise_agree():
@@ -682,12 +763,12 @@ def test_exercise_tds():
     check_tds(vas.trajectory_diversity_score)
 
 
+def test_exercise_posterior():
+    check_posterior(vas.VarianceAwareSampler)
+
+
 def test_exercise_sampler():
     check_sampler(vas.VarianceAwareSampler)
-
-
-def test_exercise_grpo_step():
-    check_grpo_step(mmr1.grpo_step)
 
 
 def run_experiment(name, cold_start, out_dir):
@@ -994,6 +1075,8 @@ def sampler_with(kind):
                 weighted = rng.choice(self.num_prompts, size=k, replace=False, p=self.probabilities())
             elif kind == "weighted_uniformly":
                 weighted = rng.choice(self.num_prompts, size=k)
+            elif self.select and kind != "select_ignored":
+                weighted = self.selected()
             else:
                 weighted = rng.choice(self.num_prompts, size=k, p=self.probabilities())
             if kind == "uniform_with_replacement":
@@ -1015,17 +1098,54 @@ def sampler_with(kind):
 
 def step_with(kind):
     """One GRPO step with one mistake switched on."""
-    def grpo_step(policy, opt, ro, ref_logp, args):
-        rewards = ro.correct if kind == "accuracy_only" else ro.rewards
+    def grpo_step(policy, opt, rollouts, ref_logp, args):
+        rewards = rollouts.correct if kind == "accuracy_only" else rollouts.rewards
         adv = mmr1.group_advantages(rewards, args.group_size, scale_std=args.scale_std or kind == "always_std")
-        passes = [mmr1.grpo_update(policy, opt, ro, adv, ref_logp, args)
+        frozen = args.update_epochs > 1 and kind != "pi_old_not_frozen"  # else each pass takes its own pi_old
+        old = mmr1.frozen_logprobs(policy.model, policy, rollouts, args) if frozen else None
+        passes = [mmr1.grpo_update(policy, opt, rollouts, adv, ref_logp, args, old)
                   for _ in range(1 if kind == "one_pass" else args.update_epochs)]
         loss, stats, grad_norm, _ = passes[-1]
         return loss, stats, grad_norm, sum(stepped == (kind == "counts_steps") for *_, stepped in passes)
     return grpo_step
 
 
+def posterior_with(kind):
+    """The posterior sampler with one mistake switched on in _posterior or forget."""
+    class Sampler(vas.VarianceAwareSampler):
+        def _posterior(self):
+            if kind == "forget_after_adding":  # forget() does nothing; the evidence decays once the step's is in
+                for values in self.evidence.values():
+                    values *= self.decay
+            right, wrong, groups, tds = (self.evidence[name] for name in vas.EVIDENCE)
+            a, b = self.prior + right, self.prior + wrong
+            with np.errstate(invalid="ignore", divide="ignore"):  # the mistakes that divide 0 by 0
+                self.pass_rate = right / (right + wrong) if kind == "pass_rate_without_prior" else a / (a + b)
+                self.tds = tds / groups if kind == "no_pseudo_groups" else (tds + 0.5 * self.prior) / (
+                    groups + self.prior)
+            ovs = a * b / ((a + b) * (a + b + 1))  # E[P (1 - P)]
+            if kind == "plug_in_ovs":  # P (1 - P) of the posterior mean
+                ovs = a / (a + b) * (1 - a / (a + b))
+            if kind == "posterior_variance":  # Var[P], the uncertainty about P
+                ovs = a * b / ((a + b) ** 2 * (a + b + 1))
+            self.scores = vas.variance_promotion_score(ovs, self.tds, self.alpha, self.beta)
+
+        def forget(self):
+            if kind == "forget_after_adding":
+                return
+            for name, values in self.evidence.items():
+                if kind == "rebinding":  # a new array under a loop variable: the evidence itself stays
+                    values = values * self.decay  # noqa: F841
+                elif kind != "tds_not_forgotten" or name in ("right", "wrong"):
+                    values *= self.decay
+    return Sampler
+
+
 MISTAKES = {  # exercise -> {mistake: arguments of the check}
+    "reward": {"lazy_regex": (boxed_lazy_regex,), "first_box": (boxed_first,)},
+    "mask": {kind: (mask_mistake(kind),) for kind in ("padding_counted", "eos_dropped", "last_eos", "not_padding")},
+    "logprob": {kind: (logprob_with(kind),) for kind in ("not_shifted", "softmax_over_positions", "no_temperature",
+                                                          "temperature_after")},
     "advantage": {"population_std": (adv_population_std,), "no_eps": (adv_no_eps,),
                   "strided_groups": (adv_strided_groups,)},
     "kl": {"flipped_d": (kl_flipped_d,), "k1": (kl_k1,)},
@@ -1037,10 +1157,8 @@ MISTAKES = {  # exercise -> {mistake: arguments of the check}
                                                           "filler_rows_counted")},
     "normaliser": {kind: (normaliser_with(kind),) for kind in ("sum_of_means", "token_sum", "no_world",
                                                                 "weight_not_returned")},
-    "logprob": {kind: (logprob_with(kind),) for kind in ("not_shifted", "softmax_over_positions", "no_temperature",
-                                                          "temperature_after")},
-    "mask": {kind: (mask_mistake(kind),) for kind in ("padding_counted", "eos_dropped", "last_eos", "not_padding")},
-    "reward": {"lazy_regex": (boxed_lazy_regex,), "first_box": (boxed_first,)},
+    "grpo_step": {kind: (step_with(kind),) for kind in ("accuracy_only", "always_std", "one_pass", "counts_steps",
+                                                         "pi_old_not_frozen")},
     "agree": {kind: (agree_with(kind),) for kind in ("all_right_only", "linear_in_ovs", "ovs_as_pass_rate",
                                                       "no_group_size")},
     "vps": {"sample_variance": (ovs_sample_variance, vas.VarianceAwareSampler),
@@ -1050,10 +1168,12 @@ MISTAKES = {  # exercise -> {mistake: arguments of the check}
             "no_fallback": (vas.outcome_variance_score, NoFallbackSampler)},
     "tds": {"padded": (tds_padded,), "similarity": (tds_similarity,), "pairwise": (tds_with(bleu_pairwise),),
             "no_brevity_penalty": (tds_with(bleu_no_brevity),), "unsmoothed": (tds_with(bleu_unsmoothed),)},
+    "posterior": {kind: (posterior_with(kind),) for kind in ("plug_in_ovs", "posterior_variance",
+                                                              "pass_rate_without_prior", "no_pseudo_groups",
+                                                              "forget_after_adding", "rebinding", "tds_not_forgotten")},
     "sampler": {kind: (sampler_with(kind),) for kind in ("without_replacement", "weighted_uniformly",
                                                           "uniform_with_replacement", "rounded_up_split",
-                                                          "leftover_dropped", "global_rng")},
-    "grpo_step": {kind: (step_with(kind),) for kind in ("accuracy_only", "always_std", "one_pass", "counts_steps")},
+                                                          "leftover_dropped", "global_rng", "select_ignored")},
 }
 
 
@@ -1163,16 +1283,98 @@ def test_kept_docstrings_say_what_not_how():
             assert not leaked, f"{piece}: the kept docstring holds {leaked}"
 
 
-def test_exercise_text_before_the_hints_holds_no_reference_expression():
+def test_exercises_md_holds_no_reference_expression():
+    """EXERCISES.md, hints included, spells out no expression of a reference body."""
     text = open(os.path.join(ROOT, "EXERCISES.md")).read()
     assert "\n## Hints" in text, "EXERCISES.md keeps its hints in a section of their own"
-    exercises = text.split("\n## Hints")[0].replace(" ", "").replace("`", "")
+    flat = text.replace(" ", "").replace("`", "")
     for name in EXERCISES:
         for file, pieces in targets([name]).items():
             source = open(os.path.join(ROOT, FILES[file])).read()
             for piece in pieces:
-                leaked = [e for e in _expressions(_removed(source, piece)) if e in exercises]
-                assert not leaked, f"EXERCISES.md spells out {leaked} of {piece} before the hints"
+                leaked = [e for e in _expressions(_removed(source, piece)) if e in flat]
+                assert not leaked, f"EXERCISES.md spells out {leaked} of {piece}"
+
+
+# ------------------------------------------------------------------------------------------ the solutions
+
+SOLUTIONS = os.path.join(ROOT, "docs", "solutions.md")
+ITEMS = [*EXERCISES, *EXPERIMENTS]  # exercise or experiment number n is ITEMS[n - 1]
+NAME = re.compile(r"[\w./-]+(\(\))?")  # a code span that only names: a function, a flag, a metric, a mistake
+NUMBER = re.compile(r"\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?")  # 1,920 is one number
+
+
+def _solutions() -> str:
+    if not os.path.exists(SOLUTIONS):  # a teacher keeps it back on the students' branch
+        pytest.skip("docs/solutions.md is kept back")
+    return open(SOLUTIONS).read()
+
+
+def _sections(text: str) -> dict[int, tuple[str, str]]:
+    """{n: (title, body)} of the `### n. title` sections of a markdown text, each body up to the next heading."""
+    parts = re.split(r"^### (\d+)\. (.+)$", text, flags=re.M)
+    return {int(n): (title, re.split(r"^##+ ", body, flags=re.M)[0])
+            for n, title, body in zip(parts[1::3], parts[2::3], parts[3::3])}
+
+
+def _rejected(body: str) -> dict[str, str]:
+    """{mistake: description} of a solution's list "- `mistake`: description" (a description may wrap)."""
+    return {m: " ".join(d.split()) for m, d in re.findall(r"^- `(\w+)`: (.+?)(?=^- |\Z)", body, re.M | re.S)}
+
+
+def _answers(body: str) -> list[str]:
+    """A solution's answers: its code spans, but those that only name something, and its rejected mistakes'
+    descriptions."""
+    rejected = _rejected(body)
+    spans = [s for s in re.findall(r"`([^`]+)`", body.split("**Rejected.**")[0]) if not NAME.fullmatch(s)]
+    return spans + list(rejected.values())
+
+
+def _flat(text: str) -> str:
+    """Text compared without what may vary: spaces, backticks, the sign of a product, the minus sign."""
+    text = text.replace("**", "^").replace("−", "-")
+    return re.sub(r"[\s`*·×]", "", text)
+
+
+def test_solutions_follow_the_exercises():
+    """The solutions answer every exercise and experiment under its number and title in EXERCISES.md, whose table,
+    hints and numbering follow EXERCISES and EXPERIMENTS; each exercise's solution names exactly the mistakes its
+    check rejects."""
+    solutions, text = _sections(_solutions()), open(os.path.join(ROOT, "EXERCISES.md")).read()
+    exercises = _sections(text)
+    numbers = list(range(1, len(ITEMS) + 1))
+    assert sorted(exercises) == sorted(solutions) == numbers, (sorted(exercises), sorted(solutions))
+    for n, name in enumerate(ITEMS, 1):
+        kind = "exercise" if name in EXERCISES else "experiment"
+        assert exercises[n][0] == solutions[n][0], f"{n}: {exercises[n][0]!r} in EXERCISES.md, {solutions[n][0]!r}"
+        assert re.search(rf"^\| {n} \|.*-k {kind}_{name}`", text, re.M), f"table row {n} is not {kind} {name}"
+        body = solutions[n][1]
+        if kind == "exercise":
+            assert f"<summary>{n}. {exercises[n][0]}</summary>" in text, f"no hint {n}. {exercises[n][0]}"
+            assert "**Answer.**" in body and "**Think.**" in body, f"solution {n} lacks its answer or its Think"
+            named, rejected = sorted(_rejected(body)), sorted(MISTAKES[name])
+            assert named == rejected, f"solution {n} names the mistakes {named}, its check rejects {rejected}"
+        else:
+            assert "**Expected.**" in body, f"solution {n} gives no expected results"
+
+
+def test_no_exercise_text_holds_a_solution():
+    """No answer of the solutions (a code span that does not only name, a rejected mistake's description) is in
+    EXERCISES.md, hints included, nor anywhere in the blanked files, kept docstrings included; the numbers that are
+    an experiment's results are not in the prose of that experiment."""
+    solutions, text = _sections(_solutions()), open(os.path.join(ROOT, "EXERCISES.md")).read()
+    exercises = _sections(text)
+    texts = {"EXERCISES.md": _flat(text)}
+    for file, pieces in targets(EXERCISES).items():
+        texts[f"blanked {FILES[file]}"] = _flat(blank_source(open(os.path.join(ROOT, FILES[file])).read(), pieces))
+    for n, (title, body) in solutions.items():
+        prose = NUMBER.findall(re.sub(r"```.*?```", "", exercises[n][1], flags=re.S))  # not the commands
+        for answer in _answers(body):
+            if re.fullmatch(r"[\d.,\s]+", answer):  # an experiment's result
+                assert not set(NUMBER.findall(answer)) & set(prose), f"{n}. {title}: EXERCISES.md gives {answer}"
+                continue
+            leaked = [where for where, flat in texts.items() if _flat(answer) in flat]
+            assert not leaked, f"{n}. {title}: {leaked} hold the answer {answer!r}"
 
 
 def test_blanked_modules_import_and_keep_signatures():
@@ -1209,6 +1411,12 @@ def test_exercises_md_names_every_exercise_and_experiment_and_counts_them():
              f"{NUMBERS[single].capitalize()} exercises ask for one function, {NUMBERS[len(EXERCISES) - single]} for "
              "two pieces")
     assert count in " ".join(text.split()), count
+    # the class time: each exercise and experiment in one lab, "- Lab k, ...: exercises 1–9, then experiment 15."
+    labs = [sorted(n for first, last in re.findall(r"(\d+)(?:–(\d+))?", line.split(":")[1].split(".")[0])
+                   for n in range(int(first), int(last or first) + 1))
+            for line in re.findall(r"^- Lab \d.*$", text, re.M)]
+    assert "two labs of 3–4 hours" in text and len(labs) == 2, labs
+    assert sorted(n for lab in labs for n in lab) == list(range(1, len(EXERCISES) + len(EXPERIMENTS) + 1)), labs
 
 
 def main(argv=None):
@@ -1217,12 +1425,12 @@ def main(argv=None):
                         f"{', '.join(EXERCISES)}")
     parser.add_argument("--list", action="store_true", help="list the exercises, their functions, the experiments")
     args = parser.parse_args(argv)
-    if args.list or args.blank is None:
-        for name, pieces in EXERCISES.items():
-            print(f"{name:<12} {', '.join(pieces)}")
-        for name, runs in EXPERIMENTS.items():
+    if args.list or args.blank is None:  # numbered as in EXERCISES.md
+        for n, (name, pieces) in enumerate(EXERCISES.items(), 1):
+            print(f"{n:>2}  {name:<12} {', '.join(pieces)}")
+        for n, (name, runs) in enumerate(EXPERIMENTS.items(), len(EXERCISES) + 1):
             for label, flags in runs.items():
-                print(f"{name:<12} {label}: python mmr1.py --init-from COLD/sft {' '.join(flags)}")
+                print(f"{n:>2}  {name:<12} {label}: python mmr1.py --init-from COLD/sft {' '.join(flags)}")
         return
     unknown = set(args.blank) - set(EXERCISES)
     if unknown:
