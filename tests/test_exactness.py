@@ -7,59 +7,34 @@ import json
 import os
 import types
 
-import numpy as np
 import pytest
 import torch
 
-import data
 import mmr1
 import vas
 from helpers import FROM_COLD_START, ROOT, checkpoint, fixed_rollout, rows
-
-SIZE, G = 56, 4
+from test_training_path import G, SIZE, Recorder, rollouts as sampled, tiny  # noqa: F401 (tiny: a fixture)
 
 
 @pytest.fixture(scope="module")
-def tiny():
-    """The tiny model with weights spread wider than at initialisation, its 3 prompts and 12 rollouts."""
-    examples = data.make_geometry_dataset(3, seed=0, size=SIZE)
-    args = mmr1.parse_args(["--image-size", str(SIZE), "--max-new-tokens", "6"])
-    torch.manual_seed(0)
-    policy = mmr1.load_policy(args, [e.question + " " + e.rationale for e in data.make_geometry_dataset(40, 0, SIZE)])
-    with torch.no_grad():
-        for w in policy.model.model.language_model.parameters():
-            w.add_(torch.randn_like(w) * 0.05)
-    torch.manual_seed(1)
-    rollouts = mmr1.rollout(policy, examples, args, G)
-    rollouts.rewards = torch.tensor([0, 1, 2, 1, 1, 1, 0, 2, 2, 0, 0, 1.0])  # (B*G,) groups that differ
-    return policy, rollouts
-
-
-class KeepWeights:
-    """An optimiser that changes no weight: every pass of a test sees the same policy."""
-    def __init__(self, model):
-        self.params = list(model.parameters())
-
-    def step(self):
-        pass
-
-    def zero_grad(self, set_to_none=True):
-        for p in self.params:
-            p.grad = None
+def batch(tiny):  # noqa: F811
+    """The tiny model of tests/test_training_path.py with its 3 prompts' 12 rollouts, groups that differ."""
+    policy, examples = tiny
+    return policy, sampled(policy, examples, mmr1.parse_args(["--image-size", str(SIZE), "--max-new-tokens", "6"]))
 
 
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
-def test_the_reference_rounds_like_the_policy(tiny, dtype):
+def test_the_reference_rounds_like_the_policy(batch, dtype):
     """At RL step 0 pi_ref is pi: their log-probs agree to the bit and the KL is 0, in bf16 too (a bf16 copy of
     the weights rounded the norms and the residual stream otherwise: max |delta log p| 5.7e-3 in bf16)."""
-    policy, rollouts = tiny
+    policy, rollouts = batch
     args = mmr1.parse_args(["--image-size", str(SIZE), "--max-new-tokens", "6", "--group-size", str(G),
                             "--dtype", dtype])
     ref = mmr1.frozen_copy(policy.model, args)
     ref_logp = mmr1.frozen_logprobs(ref, policy, rollouts, args)
     logp = mmr1.frozen_logprobs(policy.model, policy, rollouts, args)
     assert torch.equal(ref_logp * rollouts.mask, logp * rollouts.mask)
-    _, stats, _, _ = mmr1.grpo_update(policy, KeepWeights(policy.model), rollouts,
+    _, stats, _, _ = mmr1.grpo_update(policy, Recorder(policy.model), rollouts,
                                       mmr1.group_advantages(rollouts.rewards, G), ref_logp, args)
     assert stats["kl"] == 0.0
     layer = ref.model.language_model.layers[0]  # and it is held in less memory: Linear weights in the compute dtype
@@ -67,10 +42,10 @@ def test_the_reference_rounds_like_the_policy(tiny, dtype):
     assert layer.input_layernorm.weight.dtype == ref.get_input_embeddings().weight.dtype == torch.float32
 
 
-def test_seq_mean_stats_are_token_means_whatever_the_micro_batch(tiny):
+def test_seq_mean_stats_are_token_means_whatever_the_micro_batch(batch):
     """--seq-mean changes what the loss averages over, not the stats: train/kl is the mean over completion
     tokens at any --micro-batch (before: 0.280174 at 0 and 0.279095 at 1 on a review's batch)."""
-    policy, rollouts = tiny
+    policy, rollouts = batch
     n, c = rollouts.mask.shape
     mask = rollouts.mask * (torch.arange(c) < 1 + torch.arange(n)[:, None] % c)  # rows of 1, 2, ... c tokens
     rollouts = mmr1.dataclasses.replace(rollouts, mask=mask)  # lengths that differ: token and sequence means too
@@ -81,7 +56,7 @@ def test_seq_mean_stats_are_token_means_whatever_the_micro_batch(tiny):
     adv = mmr1.group_advantages(rollouts.rewards, G)
     kl, loss = {}, {}
     for size in (0, 1, 5):
-        loss[size], stats, _, _ = mmr1.grpo_update(policy, KeepWeights(policy.model), rollouts, adv, ref_logp,
+        loss[size], stats, _, _ = mmr1.grpo_update(policy, Recorder(policy.model), rollouts, adv, ref_logp,
                                                    mmr1.dataclasses.replace(args, micro_batch=size))
         kl[size] = stats["kl"]
     by_hand = (mmr1.kl_k3(mmr1.frozen_logprobs(policy.model, policy, rollouts, args), ref_logp) * rollouts.mask)
