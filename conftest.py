@@ -6,4 +6,6 @@ import sys
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
+if "PYTEST_XDIST_WORKER" in os.environ:  # `pytest -n 2`: two test processes on 2 cores, one thread each; two
+    os.environ["OMP_NUM_THREADS"] = "1"  # threads each would contend for the cores and run several times slower
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))

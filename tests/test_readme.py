@@ -36,7 +36,7 @@ def test_the_first_screen_says_what_vas_does_and_shows_uniform_beside_it():
     first = "\n".join(lines[:40])  # the first screen
     quick = lines.index("## Quick start")
     assert next(i for i in range(quick + 3, len(lines)) if lines[i] == "```") < 40  # the whole quick start on it
-    assert "pip install -r requirements.txt" in first and "python -m pytest -q tests" in first
+    assert "pip install -r requirements.txt" in first and "python -m pytest -q -n 2 --dist loadfile tests" in first
     assert "What VAS does" in first and "dead" in first
     assert "python mmr1.py --no-vas --seed 0" in first and "python mmr1.py --vas --seed 0" in first
     table = [line for line in first.splitlines() if line.startswith("| ")]
