@@ -145,6 +145,9 @@ def main(argv: list[str] | None = None) -> dict:
     if a.phase == "report" and a.setting is None:
         tuning = os.path.join(a.out, "tuning.json")
         a.setting = json.load(open(tuning))["chosen"] if os.path.exists(tuning) else ""
+        if a.setting is None:
+            p.error(f"{tuning}: the tuning sweep has not finished, so no setting is chosen; finish it "
+                    "(decide.py tune) or name one with --setting")
     lane, lanes = map(int, a.lane.split("/"))
     cold = a.init_from
     if not cold and not a.gather:
@@ -221,8 +224,8 @@ def gather(a, argv: list[str], cold: str, finished) -> dict:
     out = {"command": ("python assets/decide.py " + " ".join(argv)).strip(), "checkpoint": cold,
            "cold_start": a.cold_start, "protocol": p,
            "setting": a.setting if a.phase == "report" else None, "summary": summary, "runs": results}
-    if a.phase == "tune":
-        out["chosen"] = choose(summary, p)
+    if a.phase == "tune":  # only once the whole grid has finished: a part of the sweep chooses nothing
+        out["chosen"] = choose(summary, p) if all(finished(*r[:3]) for r in plan(a.phase, a, finished)) else None
     os.makedirs(a.out, exist_ok=True)
     path = os.path.join(a.out, NAME[a.phase])
     json.dump(out, open(path + ".json", "w"), indent=1)
@@ -254,8 +257,9 @@ def choose(summary: dict, p: dict, default: str = "lr5e-5-e1") -> str | None:
 def tables(out: dict) -> list[str]:
     """Markdown: per share, each arm's (or setting's) endpoints and its difference to the base."""
     p, lines = out["protocol"], [f"Regenerate: `{out['command']}`", ""]
-    if out.get("chosen"):
-        lines += [f"Chosen setting: {out['chosen']} (`{' '.join(SETTINGS[out['chosen']])}`)", ""]
+    if "chosen" in out:
+        lines += [f"Chosen setting: {out['chosen']} (`{' '.join(SETTINGS[out['chosen']])}`)" if out["chosen"]
+                  else "Chosen setting: none yet (the sweep has not finished)", ""]
     lines += [f"| dead share | arm | seeds | primary: last {p['last_k']} evaluations (95%) | vs base (95% Welch) "
               f"| rank test p | area | vs base | rollouts to {100 * p['target']:.0f}% {p['target_family']} "
               f"(restricted mean; reached) | all-equal after step {p['after_step']} | dead drawn | run s |",

@@ -55,6 +55,25 @@ def test_a_phase_runs_gathers_and_skips_what_is_finished(tmp_path, monkeypatch):
         tune(tmp_path)
 
 
+def test_a_sweep_not_finished_chooses_nothing_and_the_report_waits_for_it(tmp_path):
+    """A part of the grid (here none of it) gathered: no setting chosen, and the report phase refuses to start
+    without one rather than take a choice made on some of the runs."""
+    run = tmp_path / "part" / "tune" / "d0.9" / "lr5e-5-e1" / "seed0"  # one run of the two settings' grid
+    run.mkdir(parents=True)
+    rows = [{"stage": "sft_done", "eval/accuracy": 0.5, **{f"eval/accuracy_{f}": 0.5 for f in decide.FAMILIES}},
+            {"stage": "rl", "step": 0, "reward/zero_std_frac": 0.5, "rollouts/total": 8, "eval/accuracy": 0.75,
+             **{f"eval/accuracy_{f}": 0.75 for f in decide.FAMILIES}}]
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (run / "summary.json").write_text(json.dumps({"time/total_s": 1.0, "time/rl_s": 1.0}))
+    (run / "args.json").write_text(json.dumps(vars(mmr1.parse_args(["--dead-share", "0.9"]))))
+    flags = ["--workdir", str(tmp_path / "part"), "--out", str(tmp_path), "--protocol", json.dumps(CLOCK)]
+    out = decide.main(["tune", "--gather", "--settings", "lr5e-5-e1", "lr2e-4-e2", *flags])
+    assert list(out["runs"]["0.9"]) == ["lr5e-5-e1"] and out["chosen"] is None
+    assert "none yet" in (tmp_path / "tuning.md").read_text()
+    with pytest.raises(SystemExit):
+        decide.main(["report", "--gather", *flags])
+
+
 def test_a_run_stopped_part_way_continues_to_the_same_numbers(tmp_path, cold_start):
     # from the tests' cold start, which answers some items right (the tiny one above answers none)
     start, tiny, one = ("--init-from", cold_start), [*FROM_COLD_START, *RL], ["lr2e-4-e2"]  # 2 update epochs
