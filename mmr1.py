@@ -126,17 +126,17 @@ class Args:
     eval_every: int = flag(20, "evaluate on the test split every this many RL steps; 0 = only at the end")
     eval_rollouts: int = flag(0, "evaluate instead each time this many more rollouts are generated; 0: off")
     # VAS
-    vas: bool = flag(False, "Variance-Aware Sampling; off = uniform shuffle (the paper's baseline)")
+    vas: bool = flag(False, "Variance-Aware Sampling (posterior VAS unless --no-vas-online); off: uniform")
     mixture_ratio: float = flag(0.5, "lambda, share of a batch drawn by VPS (the paper: 0.5)", valid="[0, 1]")
     num_scoring: int = flag(0, "N, rollouts a prompt when scoring the pool (the paper: 32); 0: no scoring")
     refresh_every: int = flag(30, "T_update, RL steps between full re-scorings (the paper: 35); 0 = never")
     alpha: float = flag(0.8, "alpha, weight of OVS in VPS (the paper: 0.8)")
     beta: float = flag(0.2, "beta, weight of TDS in VPS (the paper: 0.2)")
     diversity: str = flag("self_bleu", "TDS method", ("self_bleu", "distinct", "edit"))
-    vas_online: bool = flag(True, "VPS from a posterior fed by training groups (vas.py); off: the paper's")
+    vas_online: bool = flag(True, "posterior VAS: VPS from training groups; off: the paper's VAS (N > 0)")
     vas_decay: float = flag(0.98, "evidence kept each step (half-life 34; each refresh too)", valid="(0, 1]")
     vas_prior: float = flag(0.1, "a0 of the posterior's Beta(a0, a0) prior on a pass rate", valid="(0, inf)")
-    vas_select: bool = flag(False, "focusing VAS: the lambda*B prompts of top VPS of a posterior draw")
+    vas_select: bool = flag(False, "focusing VAS: the lambda*B prompts of highest posterior VPS, none twice")
     filter_groups: int = flag(0, "DAPO's dynamic sampling: drop all-equal groups, refill from <= K batches")
 
 

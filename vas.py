@@ -32,16 +32,16 @@ whose recent groups agreed):
   A scoring refresh (`score_pool`, with N > 0) is one more update: on its steps the evidence decays twice.
   a0 and the decay were chosen by a simulation of the toy pools (`python assets/sim_posterior.py`) and
   one run at a dead share of 0.9 (docs/when-vas-pays.md).
-Focusing (`select=True`, `--vas-select`, beyond the paper): weighting by VPS cannot focus a mostly
-dead pool. Simulated on the toy pool at dead share 0.9 (`python assets/sim_posterior.py`, steps 10 on), the
-posterior draws 0.72 dead prompts at lambda = 1 (0.80 at 0.5, its uniform half 90% dead), most of them
-never-solved ones, 92% of whose weight is beta TDS. So the weighted part is selected instead: draw each
-prompt's P from its posterior, score VPS with OVS = P (1 - P) of that draw, take the floor(lambda B)
-highest, without replacement (Thompson sampling; MoPPS, arXiv 2507.04632, takes the prompts whose drawn P
-is nearest a target). A prompt shown dead draws P near 0 or 1 almost always and is left out; an unseen one
-draws anywhere and gets its turn. With prior 0.02 and decay 0.99 (one group marks a prompt dead, for
-longer) the simulation gives 0.14 dead draws and 0.44 all-equal groups (an oracle drawing only live
-prompts: 0.35); at the posterior's defaults 0.27 and 0.50.
+Focusing (`select=True`, `--vas-select`, beyond the paper): drawing in proportion to VPS cannot focus a
+mostly dead pool: at dead share 0.9, 230 prompts that each score a little outweigh 26 live ones (`--vas`
+drew 0.80 dead prompts after step 10 in the runs of docs/protocol.md). So the weighted part is selected
+instead: the floor(lambda B) prompts of highest posterior VPS, none twice (GRESO, arXiv 2506.02177, skips
+prompts its history predicts dead; MoPPS, 2507.04632, takes those whose posterior draw is nearest a target).
+The prior explores: a prompt never drawn has TDS 0.5 by it (VPS 0.133 at prior 0.1), above every prompt
+shown dead and below a live one, so each prompt is tried early, then left while it looks dead, until
+forgetting brings it back. With prior 0.02 and decay 0.99 (one group marks a prompt dead, for longer) those
+runs drew 0.14 dead prompts after step 10; 0.30 with P first drawn from each posterior (Thompson sampling:
+230 dead posteriors' tails keep a few of them on top).
 """
 import math
 from collections import Counter
@@ -259,16 +259,14 @@ class VarianceAwareSampler:
         self.scores = variance_promotion_score(ovs, self.tds, self.alpha, self.beta)
 
     def selected(self):
-        """The focusing sampler's weighted part: the floor(lambda B) prompts of highest VPS, its OVS the
-        P (1 - P) of one P drawn from each prompt's posterior (Thompson sampling), without replacement. A
-        prompt shown dead (8 right of 8: Beta(8.1, 0.1), P above 0.99 in 8 draws of 10) against one never
-        drawn (Beta(0.1, 0.1)): at B_w = 1 and beta = 0 the unseen one is taken in 6 batches of 10, the dead
-        one when the unseen one's draw lands nearer 0 or 1 than its own."""
-        # VAS (focusing): one P drawn from each prompt's posterior
-        p = self.rng.beta(self.prior + self.evidence["right"], self.prior + self.evidence["wrong"])
-        vps = variance_promotion_score(p * (1 - p), self.tds, self.alpha, self.beta)
-        # the floor(lambda B) highest (in turn again, in a pool smaller than that)
-        return np.resize(np.argsort(-vps, kind="stable"), self.num_weighted)
+        """The focusing sampler's weighted part: the floor(lambda B) prompts of highest posterior VPS, without
+        replacement, ties in random order. Prior 0.1, beta 0.2: a prompt never drawn has VPS 0.133, one
+        shown dead (8 right of 8, identical answers: Beta(8.1, 0.1), TDS 0.05 / 1.1) 0.8 * 0.0107 + 0.2 *
+        0.045 = 0.018, one half right (4 of 8, TDS 0.3) 0.8 * 0.223 + 0.2 * 0.32 = 0.24: at B_w = 2 the
+        live prompt and the one never drawn are taken, never the dead one."""
+        order = self.rng.permutation(self.num_prompts)  # ties (prompts never drawn) in random order
+        # VAS (focusing): the floor(lambda B) highest posterior VPS (in turn again, in a smaller pool)
+        return np.resize(order[np.argsort(-self.scores[order], kind="stable")], self.num_weighted)
 
     def score_pool(self, correct_per_prompt, responses_per_prompt, group=None):
         """Full refresh (every T_update steps): N scoring rollouts for each prompt of the pool, TDS

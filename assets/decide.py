@@ -41,7 +41,7 @@ SETTINGS = {f"lr{lr}-e{e}": ["--rl-lr", lr, "--update-epochs", e]
             for lr in ("5e-5", "1e-4", "2e-4") for e in ("1", "2", "4")}
 ARMS = {"uniform": ["--no-vas"],
         "vas": ["--vas"],  # as shipped: lambda 0.5, drawn in proportion to the posterior's VPS
-        # the focusing sampler, lambda 1, with the prior and decay the simulation chose (docs/protocol.md)
+        # the focusing sampler, lambda 1, with the prior and decay of docs/protocol.md's amendment 1
         "vas-select": ["--vas", "--vas-select", "--mixture-ratio", "1.0", "--vas-prior", "0.02",
                        "--vas-decay", "0.99"]}
 # one colour per arm and per setting, by name: the same in every panel whatever the panel holds

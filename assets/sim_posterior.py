@@ -8,12 +8,12 @@ each; the paper's VAS scores the pool with N = 8 every 30 steps, and its scoring
 10,240 rollouts. Printed first (as before): groups whose outcomes differ (the ones with a gradient) and live prompts
 drawn, mean of 5 seeds, for uniform, the paper's VAS, and the posterior at several priors and decays.
 
-Then (added for issue 34), at d = 0.9, means over steps 10 to the budget's end and over 8 seeds, as shares of the
+Then, at d = 0.9, means over steps 10 to the budget's end and over 8 seeds, as shares of the
 B prompts drawn a step:
   where the dead draws come from, for the posterior drawn in proportion to VPS (`--vas`, lambda 0.5 and 1): the
   uniform part's dead draws, the weighted part's always-solved and never-solved ones, and the never-solved prompts'
   share of the VPS mass, split into its beta TDS and alpha OVS parts;
-  what selecting does (`select=True`, Thompson draws, the top floor(lambda B)) with beta 0.2 and 0, lambda 1 and
+  what selecting does (`select=True`: the top floor(lambda B) by posterior VPS) with beta 0.2 and 0, lambda 1 and
   0.5, at the prior and decay `--vas` ships (0.1, 0.98) and at smaller priors and slower forgetting, beside the
   oracle that draws live prompts only: dead-by-construction draws and the all-equal share of the drawn groups;
   last, a policy that solves the live prompts fast, where even the oracle's groups mostly agree.

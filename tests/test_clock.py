@@ -177,6 +177,7 @@ def test_a_step_that_keeps_no_group_counts_its_rollouts_and_updates_nothing(cold
 # one process's. With rollouts that do not depend on the noise (helpers.fixed_rollout), everything must agree.
 # prompt k: k % 3 == 0 all right (a dead group), else mixed; correct is reward clamped to 1
 TABLE = {k: [[1, 1, 1, 1], [0, 1, 2, 1], [2, 0, 0, 1]][k % 3] for k in range(64)}
+FOCUS = ["--vas-select", "--mixture-ratio", "1.0"]  # the fixed runs select (the focusing VAS), the sampled ones draw
 
 
 @pytest.fixture(scope="module")
@@ -194,7 +195,7 @@ def one_process_fixed(cold_start, tmp_path_factory):
     out = tmp_path_factory.mktemp("fixed")
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(mmr1, "rollout", by_number(TABLE))
-        mmr1.main(rl_flags(cold_start, *FREE, "--out", str(out)))
+        mmr1.main(rl_flags(cold_start, *FREE, *FOCUS, "--out", str(out)))
     return out
 
 
@@ -237,7 +238,7 @@ if __name__ == "__main__":  # the torchrun side: OUT_DIR FLAGS...; a sampled run
     torch.distributed.destroy_process_group = lambda: None  # one process group for both runs: a second init hangs
     mmr1.main([*flags, "--out", os.path.join(out, "sampled")])
     mmr1.rollout = by_number(TABLE)
-    mmr1.main([*flags, "--out", os.path.join(out, "fixed")])
+    mmr1.main([*flags, *FOCUS, "--out", os.path.join(out, "fixed")])
     gc.collect()
     torch.distributed.barrier()
     destroy()
