@@ -2,11 +2,12 @@
 false, and the committed copy carries the outputs of a full run of the current mmr1.py, vas.py and data.py.
 
 The executed run uses MMR1_DEMO_FAST=1, which the notebook reads to shrink its sizes: the same cells, the smallest
-sizes at which every assertion still runs and holds, under a minute on one thread. Then, in the same kernel, each
+sizes at which every assertion still runs and holds, about a minute on one thread. Then, in the same kernel, each
 asserting cell is run again with what it claims made false (the optimiser step skipped, the advantages' sign
-flipped, prompts drawn uniformly, the experiment's arms exchanged), and must fail on its own assertion.
+flipped or their baseline removed, prompts drawn uniformly, the committed results edited), and must fail on its own
+assertion. The sections must come in the order of the argument: why variance matters, what VAS does, does it pay.
 The pictures a reader sees come from the committed full run, which is stamped with the sha256 of the mmr1.py,
-vas.py and data.py it ran; after changing one, execute and stamp it again (one to two minutes):
+vas.py and data.py it ran; after changing one, execute and stamp it again (about a minute):
     python tests/test_notebook.py --stamp        # then commit demo.ipynb
 and check the stamp alone with
     python -m pytest -q tests/test_notebook.py -m stamp
@@ -111,20 +112,21 @@ def fast_run():
 
 def test_notebook_runs_top_to_bottom(fast_run):
     ran, _ = fast_run
-    assert images(ran) >= 10
+    assert images(ran) >= 9
     assert "FAST sizes" in code_cells(ran)[-1].outputs[0]["text"]
 
 
 # What each asserting cell claims, made false. A mutation is code run in the notebook's kernel; then the code cells
 # are run again from the one that begins with `rerun` to the end of its section, and one of them must fail on the
-# assertion whose message begins with `fails`; `undo` restores the kernel. Section 8 asserts one sentence at a time
-# (its `claims`): one mutation for each, each made false by editing the committed results in a copy.
+# assertion whose message begins with `fails`; `undo` restores the kernel. Section 9 asserts one sentence at a time
+# (its `claims`, drift guards on the committed results): one mutation for each, each made false by editing the
+# committed results in a copy.
 FLIP = ("_loss = mmr1.grpo_loss\n"
         "mmr1.grpo_loss = lambda logp, old, ref, adv, *a, **k: _loss(logp, old, ref, -adv, *a, **k)")
 
 
-def section_8(edit: str, fails: str) -> dict:
-    """A section 8 mutation: `edit` changes a copy of the committed results, the claims are asserted again."""
+def section_9(edit: str, fails: str) -> dict:
+    """A section 9 mutation: `edit` changes a copy of the committed results, the claims are asserted again."""
     return dict(patch="_saved, results = results, copy.deepcopy(results)\n" + edit, undo="results = _saved",
                 rerun="runs = lambda", fails=fails)
 
@@ -135,35 +137,36 @@ MUTATIONS = {
         undo="torch.optim.AdamW.step = _step", rerun="step_policy =", fails="rewarded must rise"),
     "6: flip the advantages' sign in the loss": dict(
         patch=FLIP, undo="mmr1.grpo_loss = _loss", rerun="step_policy =", fails="rewarded must rise"),
-    "7: draw uniformly": dict(
+    "7: advantages without the group's baseline (the raw reward)": dict(
+        patch="_advantages = mmr1.group_advantages\n"
+              "mmr1.group_advantages = lambda rewards, group_size, eps=1e-6, scale_std=True: rewards.clone()",
+        undo="mmr1.group_advantages = _advantages", rerun="mmr1.set_seed(2)",
+        fails="an all-equal group has a gradient"),
+    "7: flip the advantages' sign in the loss": dict(
+        patch=FLIP, undo="mmr1.grpo_loss = _loss", rerun="mmr1.set_seed(2)", fails="one step does not raise"),
+    "8: draw uniformly": dict(
         patch="_probabilities = vas.VarianceAwareSampler.probabilities\n"
               "vas.VarianceAwareSampler.probabilities = lambda self: np.full(self.num_prompts, 1 / self.num_prompts)",
         undo="vas.VarianceAwareSampler.probabilities = _probabilities", rerun="pool, N =",
         fails="prompts drawn by VPS agree as often"),
-    "8: the paper's VAS runs as uniform at d = 0.25": section_8(
-        "results['0.25']['vas-paper'] = results['0.25']['uniform']",
-        "**Few dead prompts"),
-    "8: VAS with no bill runs as the paper's at d = 0.25": section_8(
-        "results['0.25']['vas-free'] = results['0.25']['vas-paper']",
-        "VAS with no scoring bill reaches"),
-    "8: VAS with no bill runs as uniform at d = 0.9": section_8(
-        "results['0.9']['vas-free'] = results['0.9']['uniform']",
-        "**Many dead prompts"),
-    "8: VAS at lambda 0.5 runs as VAS with no bill at d = 0.9": section_8(
-        "results['0.9']['vas-paper-0.5'] = results['0.9']['vas-free']",
-        "The paper's VAS at λ = 0.5"),
-    "8: VAS with no bill draws no all-equal group at d = 0.75": section_8(
-        "for run in results['0.75']['vas-free'].values():\n    run['zero_std_frac'] = 0.0",
-        "VAS with no bill draws more"),
-    "8: dynamic sampling runs as uniform at d = 0.9": section_8(
+    "9: posterior VAS at lambda 1 draws only all-equal groups on the default pool": section_9(
+        "for run in results['0.0']['vas-free'].values():\n    run['zero_std_frac'] = 1.0",
+        "**Fewer all-equal groups"),
+    "9: posterior VAS at lambda 1 ends each run as uniform's at d = 0.9": section_9(
+        "for mine, theirs in zip(results['0.9']['vas-free'].values(), results['0.9']['uniform'].values()):\n"
+        "    mine.update(rollouts=theirs['rollouts'], target_accuracy=theirs['target_accuracy'])",
+        "**Ahead in the mean"),
+    "9: posterior VAS at lambda 1 ends every run at 100% at d = 0.9": section_9(
+        "for run in results['0.9']['vas-free'].values():\n"
+        "    run['target_accuracy'] = [1.0] * len(run['target_accuracy'])",
+        "**No interval decides"),
+    "9: the paper's VAS reaches the target as uniform does at d = 0.25": section_9(
+        "for mine, theirs in zip(results['0.25']['vas-paper'].values(), results['0.25']['uniform'].values()):\n"
+        "    mine.update(rollouts=theirs['rollouts'], target_accuracy=theirs['target_accuracy'])",
+        "**The paper's VAS pays its scoring bill"),
+    "9: dynamic sampling runs as uniform at d = 0.9": section_9(
         "results['0.9']['filter'] = results['0.9']['uniform']",
         "**Dynamic sampling**"),
-    "8: count ends where it started in every run at d = 0.9": section_8(
-        "for seeds in results['0.9'].values():\n    for run in seeds.values():\n"
-        "        run['family_accuracy']['count'][-1] = run['family_accuracy']['count'][0]",
-        "**Count**"),
-    "9: flip the advantages' sign in the loss": dict(
-        patch=FLIP, undo="mmr1.grpo_loss = _loss", rerun="mmr1.set_seed(2)", fails="one step does not raise"),
 }
 
 
@@ -192,7 +195,7 @@ def test_each_assertion_fails_when_its_claim_is_made_false(fast_run, name):
 
 
 def test_every_assertion_has_a_mutation(fast_run):
-    """Every assert of the notebook is one that a mutation above makes fail: by its message, or, for section 8's
+    """Every assert of the notebook is one that a mutation above makes fail: by its message, or, for section 9's
     `assert holds, sentence`, one mutation for each sentence the run printed."""
     ran, _ = fast_run
     fails = [m["fails"] for m in MUTATIONS.values()]
@@ -207,8 +210,8 @@ def test_every_assertion_has_a_mutation(fast_run):
     claims = next(cell for cell in code_cells(ran) if "claims = [" in cell.source)
     shown = "".join(out.get("data", {}).get("text/markdown", "") for out in claims.outputs)
     sentences = [line[2:] for line in shown.splitlines() if line.startswith("- ")]
-    section_8 = [m["fails"] for m in MUTATIONS.values() if m["rerun"] == "runs = lambda"]
-    assert sorted([f for f in section_8 if s.startswith(f)] for s in sentences) == sorted([f] for f in section_8), \
+    section_9 = [m["fails"] for m in MUTATIONS.values() if m["rerun"] == "runs = lambda"]
+    assert sorted([f for f in section_9 if s.startswith(f)] for s in sentences) == sorted([f] for f in section_9), \
         f"each sentence needs one mutation of its own: {sentences}"
 
 
@@ -220,13 +223,18 @@ def test_committed_outputs_come_from_the_current_code():
                                         "and commit it")
 
 
-@pytest.mark.parametrize("section", ["The toy data", "How an image becomes tokens", "The tiny Qwen2.5-VL",
-                                     "Cold-start SFT", "GRPO by hand", "One GRPO step by hand",
-                                     "VAS on real rollouts",
-                                     "with and without VAS", "Variance-Progress theorem"])
-def test_every_step_is_there(section):
+SECTIONS = ["The toy data", "How an image becomes tokens", "The tiny Qwen2.5-VL", "Cold-start SFT", "GRPO by hand",
+            "One GRPO step by hand", "Why variance matters", "What VAS does", "Does it pay?"]
+
+
+def test_the_sections_come_in_the_order_of_the_argument():
+    """Each step is there, numbered in its order: why variance matters, then what VAS does, then whether it pays."""
     nb = nbformat.read(NOTEBOOK, as_version=4)
-    assert any(cell.cell_type == "markdown" and section in cell.source for cell in nb.cells)
+    titles = [cell.source.splitlines()[0] for cell in nb.cells
+              if cell.cell_type == "markdown" and cell.source.startswith("## ")]
+    assert len(titles) == len(SECTIONS), titles
+    for number, (title, section) in enumerate(zip(titles, SECTIONS), 1):
+        assert title.startswith(f"## {number}. {section}"), (title, section)
 
 
 if __name__ == "__main__":
