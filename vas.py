@@ -30,8 +30,7 @@ whose recent groups agreed):
       OVS        the posterior's expected P (1 - P)
       TDS        the mean TDS of its recent groups, with a0 pseudo-groups at 0.5
   A scoring refresh (`score_pool`, with N > 0) is one more update: on its steps the evidence decays twice.
-  a0 and the decay were chosen by a simulation of the toy pools (`python assets/sim_posterior.py`) and
-  one run at a dead share of 0.9 (docs/when-vas-pays.md).
+  a0 and the decay were chosen by a simulation of the toy pools (`python assets/sim_posterior.py`).
 Focusing (`select=True`, `--vas-select`, beyond the paper): drawing in proportion to VPS cannot focus a
 mostly dead pool: at dead share 0.9, 230 prompts that each score a little outweigh 26 live ones (`--vas`
 drew 0.80 dead prompts after step 10 in the runs of docs/protocol.md). So the weighted part is selected
@@ -225,7 +224,7 @@ class VarianceAwareSampler:
             size = min(group or len(texts), len(texts))
             tds = [trajectory_diversity_score(texts[i:i + size], self.diversity, self.n)
                    for i in range(0, len(texts) - size + 1, size)]  # VAS: TDS(x) per chunk of G
-            if self.decay is not None:  # VAS (no scoring bill): add to the posterior
+            if self.decay is not None:  # VAS (posterior): add to the posterior
                 for name, x in zip(EVIDENCE, (sum(answers), len(answers) - sum(answers), len(tds), sum(tds))):
                     self.evidence[name][pid] += x
                 continue
@@ -240,7 +239,7 @@ class VarianceAwareSampler:
 
         Old groups fade, and a prompt left alone drifts back to the prior."""
         for values in self.evidence.values():
-            values *= self.decay  # VAS (no scoring bill): forgetting
+            values *= self.decay  # VAS (posterior): forgetting
 
     def _posterior(self):
         """Set every prompt's `pass_rate`, `tds` and `scores` (VPS) from its posterior: Beta(prior + right,

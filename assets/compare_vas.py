@@ -10,9 +10,10 @@ so this script trains on RL pools with a chosen dead share d (`mmr1.py --dead-sh
 and share 0 is the default pool of every family. Every run starts from one cold start and is evaluated on the
 standard held-out split (all four families). Arms (flags after `--` go to every run; the arm's own flags win):
     uniform       prompts from an epoch-long shuffle (the paper's baseline)
-    vas-paper     the paper's VAS: N = 8 rollouts of every prompt at step 0 and every T_update = 30 steps,
-                  no online updates, lambda = 1.0 (vas-paper-0.5: lambda = 0.5)
-    vas-free      VAS with no scoring rollouts: a decayed Beta posterior per prompt fed by training groups
+    vas-paper     the paper's VAS at lambda = 1: N = 8 scoring rollouts of every prompt at step 0 and every
+                  T_update = 30 steps, no online updates (vas-paper-0.5: the paper's VAS, lambda = 0.5)
+    vas-free      posterior VAS at lambda = 1: no scoring rollouts, a decayed Beta posterior per prompt fed by the
+                  training groups (vas-free-0.5: posterior VAS, lambda = 0.5)
     filter        dynamic sampling: --filter-groups 4 (up to 4 batches drawn a step to keep B groups that differ)
 Every arm runs on one clock: to the same budget of rollouts generated (training, VAS scoring and dropped
 groups alike) and evaluated at the first step past each multiple of --eval-rollouts. For each arm the rollouts
@@ -22,8 +23,10 @@ and each arm against uniform (Welch); accuracy at the budget's end.
     python assets/compare_vas.py --init-from runs/cold/sft      # the README's experiment (see there)
 Runs land in --workdir, one directory per share, arm and seed; a finished run (its summary.json exists) is
 skipped, so an interrupted comparison resumes and several processes may share the work (--shares / --arms /
---seeds split it; the last call, over everything, gathers). Writes vas_compare.png (one panel per share),
-vas_compare.md (the tables, the command) and vas_compare.json (every run, every curve) to --out.
+--seeds split it; the last call, over everything, gathers). Writes vas_compare.png (a column of panels per share,
+one colour per arm in every panel), vas_compare.md (the tables, the command) and vas_compare.json (every run, every
+curve) to --out. The figure alone, from the vas_compare.json in --out, without the runs:
+    python assets/compare_vas.py --replot
 """
 import argparse
 import json
@@ -49,6 +52,9 @@ ARMS = {"uniform": ["--no-vas"],
         "vas-free": ["--vas", "--num-scoring", "0", "--mixture-ratio", "1.0"],
         "vas-free-0.5": ["--vas", "--num-scoring", "0", "--mixture-ratio", "0.5"],
         "filter": ["--no-vas", "--filter-groups", "4"]}
+# one colour per arm, by name: the same in every panel whatever arms the panel holds
+COLOURS = {"uniform": "tab:blue", "vas-paper": "tab:orange", "vas-paper-0.5": "tab:purple", "vas-free": "tab:green",
+           "vas-free-0.5": "tab:brown", "filter": "tab:red"}
 # one clock: every arm to the same rollouts generated, evaluated every 640 (five uniform steps of 16 x 8)
 COMMON = ["--rl-steps", "100000", "--rollout-budget", "10240", "--eval-rollouts", "640", "--num-test", "200"]
 
@@ -120,28 +126,44 @@ def on_grid(runs: list[dict], key: str, grid: np.ndarray) -> np.ndarray:
     return np.array([[r[key][np.searchsorted(r["rollouts"], x, side="right") - 1] for x in grid] for r in runs])
 
 
-def plot(results: dict, family: str, target: float, path: str) -> None:
+def seeds_per_arm(arms: dict) -> str:
+    """A panel's seeds: '5 seeds per arm', or each arm's count where they differ."""
+    counts = {arm: len(seeds) for arm, seeds in arms.items()}
+    if len(set(counts.values())) == 1:
+        return f"{next(iter(counts.values()))} seeds per arm"
+    return "seeds: " + ", ".join(f"{arm} {n}" for arm, n in counts.items())
+
+
+def plot(results: dict, family: str, target: float | list[float]):
+    """Per dead share, a column: held-out accuracy on `family`, then on all families, against rollouts generated
+    (mean over seeds, band min-max). Each arm one colour, fixed by its name (COLOURS), in every panel, whatever arms
+    the panel holds; every arm of any panel in the figure's one legend; each panel's title gives its own seeds."""
     shares = list(results)
-    fig, axes = plt.subplots(2, len(shares), figsize=(5 * len(shares), 8), squeeze=False)
+    fig, axes = plt.subplots(2, len(shares), figsize=(5.5 * len(shares), 8), squeeze=False)
     for col, share in enumerate(shares):
         for row, (key, name) in enumerate((("target_accuracy", f"held-out accuracy, {family}"),
                                            ("accuracy", "held-out accuracy, all families"))):
             ax = axes[row, col]
-            for i, (arm, seeds) in enumerate(results[share].items()):
+            for arm, seeds in results[share].items():
                 runs = list(seeds.values())
                 grid = np.linspace(0, min(r["rollouts"][-1] for r in runs), 200)
                 ys = 100 * on_grid(runs, key, grid)
-                ax.plot(grid, ys.mean(0), color=f"C{i}", label=arm)
-                ax.fill_between(grid, ys.min(0), ys.max(0), color=f"C{i}", alpha=0.12)  # min-max over seeds
+                ax.plot(grid, ys.mean(0), color=COLOURS[arm], label=arm)
+                ax.fill_between(grid, ys.min(0), ys.max(0), color=COLOURS[arm], alpha=0.12)  # min-max over seeds
             for t in ([target] if isinstance(target, float) else target) if row == 0 else []:
                 ax.axhline(100 * t, color="grey", ls=":", lw=1)
-            ax.set(title=f"dead share {share}: {name}", xlabel="rollouts generated (training + scoring + dropped)",
-                   ylabel="%")
+            ax.set(title=f"dead share {share}: {name}\n{seeds_per_arm(results[share])}",
+                   xlabel="rollouts generated (training + scoring + dropped)", ylabel="%")
             ax.grid(alpha=0.3)
-    axes[0, 0].legend()
-    n = len(next(iter(next(iter(results.values())).values())))
-    fig.suptitle(f"Uniform vs VAS vs dynamic sampling at equal rollouts: mean over {n} seeds, band = min-max")
-    fig.tight_layout()
+    names = [arm for arm in COLOURS if any(arm in arms for arms in results.values())]  # every arm of any panel
+    fig.legend(handles=[plt.Line2D([], [], color=COLOURS[n], label=n) for n in names], loc="lower center",
+               ncol=len(names))
+    fig.suptitle("Uniform vs VAS vs dynamic sampling at equal rollouts: mean over seeds, band = min-max")
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    return fig
+
+
+def save(fig, path: str) -> None:
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
@@ -210,12 +232,19 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     p.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
     p.add_argument("--gather", action="store_true", help="run nothing: tables and figure from the finished runs")
+    p.add_argument("--replot", action="store_true",
+                   help="run and read no run: redraw vas_compare.png from the vas_compare.json in --out")
     p.add_argument("--target-family", default=data.LIVE, help="the family whose held-out accuracy sets the target")
     p.add_argument("--targets", type=float, nargs="+", default=[0.7, 0.8, 0.9],
                    help="held-out accuracies to reach on --target-family (the notebook shows the middle one)")
     a = p.parse_args(argv[:argv.index("--")] if "--" in argv else argv)
     t0 = time.time()
     os.makedirs(a.out, exist_ok=True)
+    if a.replot:  # the figure from the committed JSON alone: its runs need not be on this machine
+        saved = json.load(open(os.path.join(a.out, "vas_compare.json")))
+        save(plot(saved["results"], saved["target_family"], saved["targets"]), os.path.join(a.out, "vas_compare.png"))
+        print(f"wrote {a.out}/vas_compare.png from {a.out}/vas_compare.json")
+        return saved["results"]
     ckpt = a.init_from
     if not ckpt:  # the cold start, once, shared by every share, arm and seed
         print("cold start ...", flush=True)
@@ -235,7 +264,7 @@ def main(argv: list[str] | None = None) -> dict:
                 results[share][arm][seed] = read_run(out, a.target_family)
         results[share] = {arm: seeds for arm, seeds in results[share].items() if seeds}
     command = ("python assets/compare_vas.py " + " ".join(argv)).strip()
-    plot(results, a.target_family, a.targets, os.path.join(a.out, "vas_compare.png"))
+    save(plot(results, a.target_family, a.targets), os.path.join(a.out, "vas_compare.png"))
     md = "\n".join(table(results, a.target_family, a.targets) + ["", f"Regenerate: `{command}`"]) + "\n"
     open(os.path.join(a.out, "vas_compare.md"), "w").write(md)
     json.dump({"command": command, "checkpoint": ckpt, "target_family": a.target_family, "targets": a.targets,

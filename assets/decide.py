@@ -2,7 +2,7 @@
 
 Two phases, each from its own cold start (`python mmr1.py --rl-steps 0 --seed S`, run first if missing):
     tune     uniform sampling at every --rl-lr x --update-epochs of SETTINGS, 3 seeds, dead share 0.9
-    report   the arms of ARMS (uniform, `--vas` as shipped, the focusing sampler) at dead shares 0.9 and 0 (the
+    report   the arms of ARMS (uniform, posterior VAS as shipped, focusing VAS) at dead shares 0.9 and 0 (the
              default pool), 20 seeds, with the setting the sweep chose; then 5 seeds more at a time, to 40, for
              a share whose primary interval against uniform is still wider than +-4 points (the protocol's rule)
 Every run is `python mmr1.py --init-from <cold start>/sft --seed S` plus the protocol's clock (`clock`: 10,240
@@ -40,8 +40,8 @@ import mmr1  # noqa: E402
 SETTINGS = {f"lr{lr}-e{e}": ["--rl-lr", lr, "--update-epochs", e]
             for lr in ("5e-5", "1e-4", "2e-4") for e in ("1", "2", "4")}
 ARMS = {"uniform": ["--no-vas"],
-        "vas": ["--vas"],  # as shipped: lambda 0.5, drawn in proportion to the posterior's VPS
-        # the focusing sampler, lambda 1, with the prior and decay of docs/protocol.md's amendment 1
+        "vas": ["--vas"],  # posterior VAS as shipped: lambda 0.5, drawn in proportion to the posterior's VPS
+        # focusing VAS, lambda 1, with the prior and decay of docs/protocol.md's amendment 1
         "vas-select": ["--vas", "--vas-select", "--mixture-ratio", "1.0", "--vas-prior", "0.02",
                        "--vas-decay", "0.99"]}
 # one colour per arm and per setting, by name: the same in every panel whatever the panel holds

@@ -38,7 +38,6 @@ COMPARISON, LADDER = os.path.join(ROOT, "assets", "vas_compare.json"), os.path.j
 TOY_TASK = os.path.join(ROOT, "docs", "toy-task.md")
 DEFAULTS = mmr1.Args()
 WIDTH = 115  # the pages' line length
-COLOURS = ["blue", "orange", "green", "red", "purple", "brown"]  # matplotlib's first colours, in its order
 
 # The paper's VAS settings (MMR1, Sec. 4 and Appendix Table 6; the released mmr1.yaml) and the toy run's, for
 # its scoring bill: name, N, T_update, B, pool
@@ -205,28 +204,19 @@ def seeds_of(c: dict, d: str, arm: str) -> str:
 
 
 def figure_caption(c: dict, short: bool = False) -> str:
-    """The figure's legend names arms by their JSON keys and colours them by position within each dead share,
-    but draws the legend in the first panel only: say which colour is which where the arms differ."""
-    first = list(next(iter(c["shares"].values())))
-    shifted = [(d, list(arms)) for d, arms in c["shares"].items() if list(arms) != first]
+    """The figure's one legend names every arm by its JSON key, one colour an arm in every panel: say which sampler
+    each key is."""
+    arms = [a for a in compare_vas.ARMS if any(a in by for by in c["shares"].values())]
     by_seeds = {}
-    for d, arms in c["shares"].items():
-        by_seeds.setdefault(arms["uniform"]["seeds"], []).append(f"d = {share(d)}")
+    for d, by in c["shares"].items():
+        by_seeds.setdefault(by["uniform"]["seeds"], []).append(f"d = {share(d)}")
     if short:
-        text = (f"Mean over {listed(sorted(map(str, by_seeds)), 'or')} seeds, band min to max; "
-                + ", ".join(f"`{a}`: {arm_name(a)}" for a in first if arm_name(a) != a))
-        for d, arms in shifted:
-            text += f"; at d = {share(d)} " + ", ".join(f"{COLOURS[i]}: {arm_name(a)}" for i, a in enumerate(arms)
-                                                          if i >= len(first) or first[i] != a)
-        return text + "."
+        return (f"Mean over {listed(sorted(map(str, by_seeds)), 'or')} seeds, band min to max; "
+                + ", ".join(f"`{a}`: {arm_name(a)}" for a in arms if arm_name(a) != a) + ".")
     seeds = ", ".join(f"{n} at {listed(ds)}" for n, ds in by_seeds.items())
-    text = (f"Held-out accuracy against rollouts generated, one column of panels per dead share d: the mean over the "
-            f"seeds ({seeds}; the title's count is the first column's), the band from the lowest seed to the highest. "
-            f"In the legend " + ", ".join(f"`{a}` is {arm_name(a)}" for a in first if arm_name(a) != a) + ".")
-    for d, arms in shifted:
-        text += (f" At d = {share(d)} the colours shift: " + ", ".join(
-            f"{COLOURS[i]} is {arm_name(a)}" for i, a in enumerate(arms) if i >= len(first) or first[i] != a) + ".")
-    return text
+    return (f"Held-out accuracy against rollouts generated, one column of panels per dead share d: the mean over the "
+            f"seeds ({seeds}; each panel's title gives its own), the band from the lowest seed to the highest. In the "
+            f"legend " + ", ".join(f"`{a}` is {arm_name(a)}" for a in arms if arm_name(a) != a) + ".")
 
 
 def readme_answer(c: dict) -> str:

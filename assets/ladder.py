@@ -28,8 +28,8 @@ sys.path.insert(0, os.path.join(ROOT, "assets"))
 from compare_vas import difference, run_arm  # noqa: E402
 
 ROWS = {"uniform": [],  # the default RL (--no-vas)
-        "vas-paper": ["--vas", "--no-vas-online", "--num-scoring", "8"],  # N = 8 at steps 0 and 30, lambda 0.5
-        "vas": ["--vas"],  # no scoring bill: the posterior fed by training groups
+        "vas-paper": ["--vas", "--no-vas-online", "--num-scoring", "8"],  # the paper's VAS: N = 8 at steps 0 and 30
+        "vas": ["--vas"],  # posterior VAS: no scoring rollouts, the posterior fed by training groups
         "dr-grpo": ["--no-scale-std"],
         "no-kl": ["--kl-coef", "0"],
         "seq-mean": ["--seq-mean"],

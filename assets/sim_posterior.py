@@ -1,4 +1,4 @@
-"""How the posterior of VAS with no scoring bill was set, and where its dead draws come from: an offline
+"""How posterior VAS's prior and decay were set, and where its dead draws come from: an offline
 simulation of the toy pools, no model.
 
 A pool of 256 prompts at dead share d: half the dead always solved (P = 0.99, identical answers: TDS 0), half never
@@ -6,16 +6,17 @@ A pool of 256 prompts at dead share d: half the dead always solved (P = 0.99, id
 "biggest" does in the default run; TDS 0.3). Each step draws B = 16 prompts (lambda = 1 for VAS), G = 8 outcomes
 each; the paper's VAS scores the pool with N = 8 every 30 steps, and its scoring counts against the budget of
 10,240 rollouts. Printed first (as before): groups whose outcomes differ (the ones with a gradient) and live prompts
-drawn, mean of 5 seeds, for uniform, the paper's VAS, and the posterior at several priors and decays.
+drawn, mean of 5 seeds, for uniform, the paper's VAS, and posterior VAS at several priors and decays.
 
 Then, at d = 0.9, means over steps 10 to the budget's end and over 8 seeds, as shares of the
 B prompts drawn a step:
-  where the dead draws come from, for the posterior drawn in proportion to VPS (`--vas`, lambda 0.5 and 1): the
+  where the dead draws come from, for posterior VAS (`--vas`: drawn in proportion to VPS; lambda 0.5 and 1): the
   uniform part's dead draws, the weighted part's always-solved and never-solved ones, and the never-solved prompts'
   share of the VPS mass, split into its beta TDS and alpha OVS parts;
-  what selecting does (`select=True`: the top floor(lambda B) by posterior VPS) with beta 0.2 and 0, lambda 1 and
-  0.5, at the prior and decay `--vas` ships (0.1, 0.98) and at smaller priors and slower forgetting, beside the
-  oracle that draws live prompts only: dead-by-construction draws and the all-equal share of the drawn groups;
+  what focusing VAS does (`select=True`, `--vas-select`: the top floor(lambda B) by posterior VPS, none twice) with
+  beta 0.2 and 0, lambda 1 and 0.5, at the prior and decay `--vas` ships (0.1, 0.98) and at smaller priors and
+  slower forgetting, beside the oracle that draws live prompts only: dead-by-construction draws and the all-equal
+  share of the drawn groups;
   last, a policy that solves the live prompts fast, where even the oracle's groups mostly agree.
     python assets/sim_posterior.py            # both parts, ~7 s on one thread
 """

@@ -3,9 +3,9 @@
 TRL draws each generation's prompts from a fixed shuffle (`RepeatSampler`) and has no hook for weights that
 change (TRL issue #2801, closed: "subclass the trainer and override `_get_train_sampler`"). This subclass
 does that and one more thing: it hands the 0/1 correctness of every rollout TRL rewards to
-`vas.VarianceAwareSampler`, VAS with no scoring bill (the posterior of `mmr1.py --vas`: each prompt's pass
-rate a Beta posterior fed by its training groups, forgotten by 0.98 a generation; lambda = 0.5, half of
-each batch by VPS and half uniform). No scoring rollouts: the training rollouts are the evidence.
+`vas.VarianceAwareSampler` as posterior VAS (`mmr1.py --vas`: each prompt's pass rate a Beta posterior
+fed by its training groups, forgotten by 0.98 a generation; lambda = 0.5, half of each batch by VPS and half
+uniform). No scoring rollouts: the training rollouts are the evidence.
 
     from assets.trl_vas import VASGRPOTrainer     # from the repository root; or copy vas.py and this file
                                                   # next to your script and `from trl_vas import ...`

@@ -1,5 +1,5 @@
 """RL on one rollout clock: --eval-rollouts and --rollout-budget count every rollout (training, VAS scoring,
-dropped groups); VAS with no scoring bill (--vas --num-scoring 0) in a run, resumed, and under torchrun; and
+dropped groups); posterior VAS (--vas --num-scoring 0) in a run, resumed, and under torchrun; and
 the dynamic-sampling step that keeps no group. Run by torchrun, this file is the 2-process side of the last."""
 import collections
 import dataclasses
@@ -99,7 +99,7 @@ def test_online_updates_measure_diversity_on_groups_of_g(clock_run):
     assert [c.get("group") for c in calls] == [G] * len(calls)
 
 
-# ---------------------------------------------------------------- VAS without scoring rollouts
+# ---------------------------------------------------------------- posterior VAS (no scoring rollouts)
 
 FREE = ["--vas", "--num-scoring", "0", "--refresh-every", "1", "--vas-decay", "0.9", "--rl-steps", "3",
         "--eval-every", "0"]

@@ -1,9 +1,12 @@
 """assets/compare_vas.py end to end on a tiny configuration: a pool with a dead share, the arms on one rollout clock,
-the outputs; its statistics and the scoring bill by hand."""
+the outputs; the figure (one colour an arm in every panel) and its redraw from the JSON alone; its statistics and the
+scoring bill by hand."""
 import json
 import os
 import sys
 
+import matplotlib.pyplot as plt
+from matplotlib.colors import to_rgba
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -26,7 +29,7 @@ def test_compare_runs_the_arms_on_one_rollout_clock_and_resumes(tmp_path, cold_s
     # The paper's VAS (its arm sets N = 8) scores the pool of 8 before the first step: 64 + 8, past the budget
     assert uniform["rollouts"] == [0, 8, 16, 24, 32] and uniform["scoring_rollouts"] == 0
     assert paper["rollouts"] == [0, 72] and paper["scoring_rollouts"] == 64
-    assert free["rollouts"] == [0, 8, 16, 24, 32] and free["scoring_rollouts"] == 0  # no scoring bill
+    assert free["rollouts"] == [0, 8, 16, 24, 32] and free["scoring_rollouts"] == 0  # posterior VAS scores nothing
     assert sorted(free["family_accuracy"]) == ["biggest", "colour", "count", "shape"]  # per family, every evaluation
     assert free["family_accuracy"]["biggest"] == free["target_accuracy"] and len(free["family_accuracy"]["count"]) == 5
     assert compare_vas.to_target(paper, 0.0) == 0 and compare_vas.to_target(paper, 1.01) is None
@@ -45,6 +48,42 @@ def test_compare_runs_the_arms_on_one_rollout_clock_and_resumes(tmp_path, cold_s
     lines = metrics.read_text().count("\n")
     compare_vas.main(argv)
     assert metrics.read_text().count("\n") == lines
+
+
+def test_each_arm_has_one_colour_in_every_panel_and_the_legend_names_every_arm():
+    # d = 0.9 holds an arm the default pool lacks, inserted before two others: drawn by position, the committed
+    # figure's d = 0.9 lines took the colours the first panel's legend gave other arms
+    run = lambda acc: {"rollouts": [0, 640], "target_accuracy": [0.2, acc], "accuracy": [0.6, acc]}  # noqa: E731
+    results = {"0.0": {arm: {0: run(0.5), 1: run(0.6)} for arm in ("uniform", "vas-paper", "vas-free", "filter")},
+               "0.9": {arm: {s: run(0.4) for s in range(5)}
+                       for arm in ("uniform", "vas-paper", "vas-paper-0.5", "vas-free", "filter")}}
+    results["0.9"]["filter"] = {0: run(0.3), 1: run(0.3), 2: run(0.3)}
+    fig = compare_vas.plot(results, "biggest", [0.8])
+    try:
+        for ax in fig.axes:
+            for line in ax.get_lines():
+                if line.get_label() in compare_vas.ARMS:  # the target's dotted line has no arm
+                    assert to_rgba(line.get_color()) == to_rgba(compare_vas.COLOURS[line.get_label()]), ax.get_title()
+        assert [t.get_text() for t in fig.legends[0].get_texts()] == [
+            "uniform", "vas-paper", "vas-paper-0.5", "vas-free", "filter"]
+        assert not any(ax.get_legend() for ax in fig.axes)  # one legend, the figure's
+        assert sorted(compare_vas.COLOURS) == sorted(compare_vas.ARMS)
+        assert len(set(compare_vas.COLOURS.values())) == len(compare_vas.ARMS)
+        titles = [ax.get_title() for ax in fig.axes]  # row by row: d = 0, d = 0.9, then the second row
+        assert titles[0].endswith("2 seeds per arm") and titles[2].endswith("2 seeds per arm")
+        assert titles[1].endswith("seeds: uniform 5, vas-paper 5, vas-paper-0.5 5, vas-free 5, filter 3")
+    finally:
+        plt.close(fig)
+
+
+def test_replot_redraws_the_figure_from_the_json_alone(tmp_path):
+    """The committed JSON's runs are not on this machine: --replot needs nothing else."""
+    json_path = os.path.join(ROOT, "assets", "vas_compare.json")
+    (tmp_path / "vas_compare.json").write_bytes(open(json_path, "rb").read())
+    results = compare_vas.main(["--replot", "--out", str(tmp_path), "--workdir", str(tmp_path / "absent")])
+    assert results == json.load(open(json_path))["results"]
+    assert (tmp_path / "vas_compare.png").stat().st_size > 10_000 and not (tmp_path / "absent").exists()
+    assert sorted(os.listdir(tmp_path)) == ["vas_compare.json", "vas_compare.png"]
 
 
 def test_rollouts_to_target_and_intervals_by_hand():

@@ -1,4 +1,4 @@
-"""Tests for VAS without scoring rollouts (vas.py's Beta posterior with forgetting) and for
+"""Tests for posterior VAS (vas.py's Beta posterior with forgetting; no scoring rollouts) and for
 the toy pool of dead prompts (data.dead_pool, data.toy_splits with --dead-share). Hand-computed numbers,
 numpy and Pillow only (no model): about a second."""
 import json
@@ -242,8 +242,9 @@ def test_toy_splits_with_dead_share():
 
 
 def test_the_simulation_that_set_the_prior_runs_and_ranks_the_samplers():
-    """assets/sim_posterior.py, whose numbers the README quotes: at d = 0.9 the posterior finds more groups that
-    differ than uniform sampling, on one seed."""
+    """assets/sim_posterior.py, the simulation that chose posterior VAS's prior and decay (docs/when-vas-pays.md
+    points to it, docs/protocol.md quotes its numbers): at d = 0.9 the posterior finds more groups that differ than
+    uniform sampling, on one seed."""
     sys.path.insert(0, os.path.join(ROOT, "assets"))
     import sim_posterior
     uniform, posterior = (sim_posterior.simulate(mode, 0.9, seed=0) for mode in ("uniform", "posterior"))
