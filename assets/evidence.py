@@ -2,6 +2,8 @@
 computed from the committed files, so that no number there drifts from its source.
 
 Sources:
+    assets/decide.json        the decisive comparison of docs/protocol.md (assets/decide.py), once its runs are in:
+                              then docs/when-vas-pays.md gains its section and README's answer comes from it
     assets/vas_compare.json   the dead-share comparison (assets/compare_vas.py): every run, every curve
     assets/ladder.json        the ablation ladder (assets/ladder.py, docs/experiments.md)
     docs/toy-task.md          the default run on six seeds, uniform beside posterior VAS: its per-seed table is the
@@ -22,6 +24,7 @@ import argparse
 import json
 import os
 import re
+import subprocess
 import sys
 import textwrap
 
@@ -31,11 +34,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "assets"))
 import compare_vas  # noqa: E402
+import decide  # noqa: E402
+import endpoints  # noqa: E402
 import mmr1  # noqa: E402
 
 README, PAGE = os.path.join(ROOT, "README.md"), os.path.join(ROOT, "docs", "when-vas-pays.md")
 COMPARISON, LADDER = os.path.join(ROOT, "assets", "vas_compare.json"), os.path.join(ROOT, "assets", "ladder.json")
 TOY_TASK = os.path.join(ROOT, "docs", "toy-task.md")
+DECIDE, TUNING = os.path.join(ROOT, "assets", "decide.json"), os.path.join(ROOT, "assets", "tuning.json")
 DEFAULTS = mmr1.Args()
 WIDTH = 115  # the pages' line length
 
@@ -237,9 +243,10 @@ def readme_answer(c: dict) -> str:
                          for a in vas_arms) + f": none separable at {seeds} seeds"
     zero = ", ".join(f"{arm_name(a)}: " + decided(at(top, a)["vs"]["zero"], seeds_of(c, top, a), "", "more", "fewer", 2)
                      for a in vas_arms)
-    text = (f"{lead} From one cold start, each sampler ran to the same {num(clock()['rollout-budget'], 0)} rollouts "
-            f"(scoring rollouts count) on pools of {DEFAULTS.num_rl} prompts with a dead share d, {seeds} seeds an arm "
-            f"(`assets/vas_compare.json`, 95% Welch intervals). Held-out \"{fam}\" (the toy question RL learns) at the "
+    text = (f"{lead} From one cold start, each sampler but focusing VAS ran to "
+            f"{num(clock()['rollout-budget'], 0)} rollouts (scoring rollouts count; compared at the last evaluation by "
+            f"then) on pools of {DEFAULTS.num_rl} prompts with a dead share d, {seeds} seeds an arm "
+            f"(`assets/vas_compare.json`, 95% t intervals, a little wide). Held-out \"{fam}\" (the toy question RL learns) at the "
             f"end, against uniform in points, at d = {share(top)} and d = {share(default)} (the default pool): {said}. "
             f"All-equal groups drawn at d = {share(top)}, as a share: {zero}")
     for a in vas_arms:  # rollouts to the target where few prompts are dead, where an interval decides
@@ -326,9 +333,9 @@ def bill_sentence() -> str:
     bill = lambda b: compare_vas.scoring_bill(b[4], b[1], b[2], b[3], DEFAULTS.group_size)  # noqa: E731
     return fill(f"The paper's VAS rolls out every prompt of the pool N times every T_update steps: "
                 f"{num(bill(main), 2)} scoring rollouts per training rollout at the paper's main settings on a "
-                f"{num(main[4], 0)}-prompt pool, {num(bill(presets), 0)} under the 3B and 7B presets "
-                f"(`--model Qwen2.5-VL-3B`, which set the paper's hyperparameters but keep B = "
-                f"{DEFAULTS.prompts_per_step}).")
+                f"{num(main[4], 0)}-prompt pool, {num(bill(presets), 0)} there with the 3B and 7B presets' B = "
+                f"{DEFAULTS.prompts_per_step} (`--model Qwen2.5-VL-3B --vas --no-vas-online --num-scoring "
+                f"{presets[1]}`; the presets set T_update, not N).")
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -363,11 +370,14 @@ def setup(c: dict) -> str:
         f"From one cold start (`{c['checkpoint']}`: {num(100 * first['accuracy'][0])}% on the comparison's "
         f"{ck['num-test']} held-out items, {num(100 * first['target_accuracy'][0])}% on \"{c['family']}\"), pools of "
         f"{DEFAULTS.num_rl} RL prompts: the default pool of every family (d = {share(shares[0])}) and pools with a "
-        f"dead share d of {listed([share(d) for d in shares[1:]])}, half of the dead prompts always solved "
-        f"(\"colour\"), half never (\"octagon\"), the rest live (\"{c['family']}\"). Every run generates "
+        f"dead share d of {listed([share(d) for d in shares[1:]])}, half of the dead prompts nearly always solved "
+        f"(\"colour\"), half never (\"octagon\"), the rest live (\"{c['family']}\"). Every run generates at least "
         f"{num(ck['rollout-budget'], 0)} rollouts ({steps} uniform steps of {DEFAULTS.prompts_per_step} × "
-        f"{DEFAULTS.group_size}) and is evaluated each {ck['eval-rollouts']} rollouts generated on {ck['num-test']} "
-        f"held-out items of all four families: training, scoring and dropped rollouts count alike. The paper's VAS "
+        f"{DEFAULTS.group_size}; a run stops after the step that crosses that budget) and is evaluated at the first "
+        f"step past each {ck['eval-rollouts']} rollouts generated, on {ck['num-test']} held-out items of all four "
+        f"families: training, scoring and dropped rollouts count alike; runs are compared at their last evaluation by "
+        f"{num(ck['rollout-budget'], 0)} rollouts. Intervals use the t quantile at the whole degrees of freedom "
+        f"below Welch's (`compare_vas.t975`): a little wider than Welch's. The paper's VAS "
         f"scores the pool at step 0 and every {DEFAULTS.refresh_every} steps. The arms, with the JSON keys the figure "
         f"and `assets/vas_compare.md` use: {named}. "
         + "; ".join(f"{n} seeds at d = {listed(ds)}" for n, ds in sorted(by_seeds.items(), reverse=True))
@@ -508,7 +518,7 @@ def choice(c: dict) -> str:
     bill = compare_vas.scoring_bill(pool, n, t, b, DEFAULTS.group_size)
     return fill(
         f"`--vas` runs posterior VAS because it costs no scoring rollouts, where the paper's VAS at its main N and "
-        f"T_update costs {num(bill, 0)} scoring rollouts per training rollout under the presets. On held-out accuracy "
+        f"T_update costs {num(bill, 0)} scoring rollouts per training rollout at the presets' B on a {num(pool, 0)}-prompt pool. On held-out accuracy "
         + (f"this comparison separates {listed(split)} from uniform. " if split else
            "this comparison separates no VAS from uniform at its seeds, so it does not show that either VAS pays. ")
         + "The experiment that is to decide, its endpoint and seeds fixed before its runs: [protocol.md](protocol.md).")
@@ -522,12 +532,258 @@ def comparison_blocks(c: dict) -> dict[str, str]:
             "decides": decides(c), "choice": choice(c)}
 
 
+# ----------------------------------------------------------------------------------------------------
+# The decisive comparison (assets/decide.json, the runs of docs/protocol.md)
+
+SHARES = [f"{d:g}" for d in decide.CURVE]  # "0.9" (many dead, primary "biggest"), then "0" (the default pool)
+FOCUS = "vas-select"  # focusing VAS, the arm with checks of its own at d = 0.9: at most these shares after step 10
+FOCUS_CHECKS = {"dead_drawn": 0.20, "all_equal": 0.55}  # (docs/protocol.md; decide.PROTOCOL does not hold them)
+# the page's section goes before this line the first time --write makes it
+PLACE = {"decisive": "## The comparison (`assets/vas_compare.json`)"}
+
+
+def load_decide() -> dict | None:
+    return json.load(open(DECIDE)) if os.path.exists(DECIDE) else None
+
+
+def planned_seeds(data: dict, d: str) -> int:
+    """Seeds an arm the protocol plans at share d by now: its seeds, then whole blocks of added ones up to the most
+    any arm has; one block more once every arm has them all and an interval is wider than the margin (decide.plan)."""
+    p, by = data["protocol"], data["runs"].get(d, {})
+    counts = [len(by.get(arm, {})) for arm in decide.ARMS]
+    n = p["seeds"] + -(-max(0, max(counts) - p["seeds"]) // p["add_seeds"]) * p["add_seeds"]
+    halves = [v["primary_vs_base"]["half"] for v in data["summary"].get(d, {}).values() if "primary_vs_base" in v]
+    if min(counts) == n < p["max_seeds"] and max(halves, default=0) > p["margin"]:
+        n += p["add_seeds"]
+    return n
+
+
+def progress(data: dict) -> dict[str, tuple[int, int]]:
+    """Per share: runs finished, runs the protocol plans (every arm, the planned seeds)."""
+    return {d: (sum(min(len(data["runs"].get(d, {}).get(arm, {})), planned_seeds(data, d)) for arm in decide.ARMS),
+                len(decide.ARMS) * planned_seeds(data, d)) for d in SHARES}
+
+
+def complete(data: dict | None) -> bool:
+    return data is not None and all(done == planned for done, planned in progress(data).values())
+
+
+def curve_name(curve: str) -> str:
+    return "all families" if curve == "all" else f"\"{curve}\""
+
+
+def verdict(vs: dict, margin: float) -> str:
+    """What an interval against uniform decides (endpoints.verdict), its margin in points: ahead, behind, equal
+    within 4 points, not decided."""
+    word = endpoints.verdict(vs["low"], vs["high"], margin)
+    return word + " points" if word[-1].isdigit() else word
+
+
+def runs_of(data: dict, d: str) -> dict[str, list[dict]]:
+    return {arm: list(data["runs"][d][arm].values()) for arm in decide.ARMS}
+
+
+def secondary(data: dict, d: str) -> dict:
+    """The secondary endpoints at share d, per arm, from the runs' curves the way endpoints.compare reads the
+    primary one: the other curve's last-k mean against uniform, each family's last-k mean, rollouts to the target
+    on the target family (restricted mean, share reached, against uniform), all-equal and dead-drawn shares."""
+    p, runs = data["protocol"], runs_of(data, d)
+    other = "all" if decide.CURVE[float(d)] != "all" else p["target_family"]
+    by = {c: endpoints.compare(runs, c, p["budget"], p["last_k"], p["target"]) for c in {other, p["target_family"]}}
+    mean = lambda rs, key: np.mean([r[key] for r in rs if r[key] is not None]) \
+        if any(r[key] is not None for r in rs) else None  # noqa: E731
+    return {"other": other, **{arm: {
+        "other": by[other][arm], "target": by[p["target_family"]][arm],
+        "families": {f: np.mean([endpoints.last_k_mean(100 * np.asarray(r["accuracy"][f]), p["last_k"]) for r in rs])
+                     for f in ("colour", "shape", "count")},
+        "all_equal": mean(rs, "all_equal"), "dead_drawn": mean(rs, "dead_drawn")} for arm, rs in runs.items()}}
+
+
+def share_table(data: dict, d: str) -> str:
+    """One share's table: per arm the primary endpoint, against uniform with its Welch interval, rank test p and
+    verdict; then the secondary endpoints."""
+    p, s, sec = data["protocol"], data["summary"][d], secondary(data, d)
+    k, pct, fam = p["last_k"], f"{100 * p['target']:.0f}%", p["target_family"]
+    dead = any(sec[arm]["dead_drawn"] is not None for arm in decide.ARMS)
+    rows = [f"| arm | seeds | {curve_name(decide.CURVE[float(d)])}, last {k} (95%) | vs uniform (95% Welch) "
+            f"| rank test p | verdict | {curve_name(sec['other'])}, last {k}; vs uniform | colour | shape | count "
+            f"| area; vs uniform | rollouts to {pct} \"{fam}\" (reached); vs uniform "
+            f"| all-equal after step {p['after_step']} |" + (" dead drawn |" if dead else ""),
+            "|" + " --- |" * (13 + dead)]
+    for arm in decide.ARMS:
+        a, x = s[arm], sec[arm]
+        vs = lambda v, digits=1: f"; {cell((v['diff'], v['low'], v['high']), digits)}" if v else ""  # noqa: E731
+        base = arm == "uniform"
+        rows.append(
+            f"| {name_of(decide.ARMS[arm])} | {a['seeds']} | {num(a['primary'])} ± {num(a['primary_half'])} "
+            f"| {'' if base else cell(tuple(a['primary_vs_base'][key] for key in ('diff', 'low', 'high')))} "
+            f"| {'' if base else num(a['primary_vs_base']['rank']['p'], 3)} "
+            f"| {'' if base else verdict(a['primary_vs_base'], p['margin'])} "
+            f"| {num(x['other']['primary'])}{vs(x['other'].get('primary_vs_base'))} "
+            + "".join(f"| {num(v)} " for v in x["families"].values())
+            + f"| {num(a['area'])}{vs(a.get('area_vs_base'))} "
+            f"| {num(x['target']['to_target'], 0)} ({num(x['target']['reached'], 2)})"
+            f"{vs(x['target'].get('to_target_vs_base'), 0)} | {num(x['all_equal'], 2)} |"
+            + (f" {num(x['dead_drawn'], 2)} |" if dead else ""))
+    return "\n".join(rows)
+
+
+def comparison_said(data: dict, d: str, arm: str) -> str:
+    """An arm against uniform on the primary endpoint, worded by what its interval decides, with the rank test
+    where it points the other way, the margin where the seeds ran out before the interval narrowed to it, and
+    focusing VAS's must-not-hurt check on the default pool."""
+    p, vs = data["protocol"], data["summary"][d][arm]["primary_vs_base"]
+    said = f"{name_of(decide.ARMS[arm])} {verdict(vs, p['margin'])} ({cell((vs['diff'], vs['low'], vs['high']))}"
+    rank = vs["rank"]
+    if (rank["low"] > 0 or rank["high"] < 0) != (vs["low"] > 0 or vs["high"] < 0):
+        said += (f"; the rank test points the other way: its interval {interval(rank['low'], rank['high'])} "
+                 + ("excludes 0" if rank["low"] > 0 or rank["high"] < 0 else "holds 0"))
+    if vs["half"] > p["margin"]:
+        said += (f"; its half-width, {num(vs['half'])} points at {data['summary'][d][arm]['seeds']} seeds, is "
+                 f"above the margin")
+    said += ")"
+    if arm == FOCUS and decide.CURVE[float(d)] == "all":
+        said += (f": the check that it does not hurt here, a lower end above {num(-p['margin'], 0)}, is "
+                 + ("met" if vs["low"] > -p["margin"] else "not met"))
+    return said
+
+
+def share_decides(data: dict, d: str) -> str:
+    """One sentence: what the intervals decide at share d."""
+    p, s = data["protocol"], data["summary"][d]
+    seeds = listed(sorted({str(s[arm]["seeds"]) for arm in decide.ARMS}))
+    return (f"At d = {share(d)} (held-out {curve_name(decide.CURVE[float(d)])}, the mean of the last {p['last_k']} "
+            f"evaluations, {seeds} seeds an arm) the intervals decide, against uniform, in points: "
+            + "; ".join(comparison_said(data, d, arm) for arm in decide.ARMS if arm != "uniform") + ".")
+
+
+def focus_checks(data: dict) -> str:
+    """Focusing VAS's own checks at d = 0.9, each met or not, with its number."""
+    d = SHARES[0]
+    runs, x = runs_of(data, d)[FOCUS], secondary(data, d)[FOCUS]
+    said = [f"{num(x[key], 2)} {what}, at most {num(most, 2)}: " + ("met" if x[key] <= most else "not met")
+            for key, what, most in (("dead_drawn", "of its drawn prompts dead by construction",
+                                     FOCUS_CHECKS["dead_drawn"]),
+                                    ("all_equal", "of its groups all-equal", FOCUS_CHECKS["all_equal"]))]
+    return (f"At d = {share(d)}, the checks {name_of(decide.ARMS[FOCUS])} must meet on its own (steps "
+            f"{data['protocol']['after_step']} on, the mean over its {len(runs)} seeds): " + "; ".join(said) + ".")
+
+
+def protocol_commit(data: dict) -> str:
+    """The protocol's commit: as decide.json records it, else docs/protocol.md's last commit at generation."""
+    if data.get("protocol_commit"):
+        return f"commit {data['protocol_commit']}, under which the runs ran"
+    try:
+        commit = subprocess.run(["git", "log", "-1", "--format=%h", "--", "docs/protocol.md"], cwd=ROOT,
+                                capture_output=True, text=True).stdout.strip()
+    except OSError:
+        commit = ""
+    return f"commit {commit}, its last when this page was generated" if commit else "commit unknown"
+
+
+def cold_said(data: dict) -> str:
+    """The cold start: its checkpoint and its held-out accuracies after SFT, as decide.json records them."""
+    cold, where = data.get("cold_start") or {}, data.get("checkpoint")
+    return (f"`{where}`" if where else "its checkpoint not recorded") + (
+        f": {num(100 * cold['eval/accuracy_after_sft'])}% held-out after SFT, "
+        f"{num(100 * cold['eval/accuracy_after_sft_biggest'])}% on \"biggest\"" if cold else
+        ", its accuracies not recorded")
+
+
+def seeds_said(data: dict) -> str:
+    """The seeds an arm, at each share: "20 seeds an arm at d = 0.9 and d = 0", or each share's own."""
+    by = {}
+    for d in SHARES:
+        by.setdefault(data["summary"][d]["uniform"]["seeds"], []).append(f"d = {share(d)}")
+    return "; ".join(f"{n} seeds an arm at {listed(ds)}" for n, ds in by.items())
+
+
+def setting_said(data: dict) -> str:
+    """The shared RL setting every arm ran with, and whether it is the one assets/tuning.json chose."""
+    name = data.get("setting") or ""
+    chosen = json.load(open(TUNING)).get("chosen") if os.path.exists(TUNING) else None
+    flags = f"`{' '.join(decide.SETTINGS[name])}`" if name in decide.SETTINGS else "the flags' defaults"
+    return (f"Every arm ran with the RL setting `{name}` ({flags}), " if name else f"Every arm ran with {flags}, ") + (
+        "the one the tuning sweep chose (`assets/tuning.json`)." if name == chosen else
+        f"where the tuning sweep chose `{chosen}` (`assets/tuning.json`): a deviation." if chosen else
+        "the tuning sweep having chosen none (`assets/tuning.json`): a deviation.")
+
+
+def decisive_section(data: dict) -> str:
+    """docs/when-vas-pays.md's section on the decisive comparison: its runs' progress until they are all in, then
+    its setup, figure, a table and a sentence per share, and focusing VAS's own checks."""
+    head = "## The decisive comparison (`assets/decide.json`)\n\n"
+    if not complete(data):
+        done = progress(data)
+        return head + fill(
+            f"The runs of [protocol.md](protocol.md) are not all in: {sum(x for x, _ in done.values())} of "
+            f"{sum(y for _, y in done.values())} runs have finished ("
+            + "; ".join(f"d = {share(d)}: {x} of {y}" for d, (x, y) in done.items())
+            + "). Until they have, this section decides nothing.")
+    p = data["protocol"]
+    wall = sum(r["wall_s"] for d in SHARES for rs in runs_of(data, d).values() for r in rs) / 3600
+    arms = listed([f"{name_of(flags)} (`{' '.join(flags)}`)" for flags in decide.ARMS.values()])
+    setup = fill(
+        f"The experiment of [protocol.md](protocol.md) ({protocol_commit(data)}), gathered by "
+        f"`{data['command']}`. From one cold start ({cold_said(data)}), {arms} ran {seeds_said(data)}, each to "
+        f"{num(p['budget'], 0)} rollouts, evaluated on {p['num_test']} held-out items every "
+        f"{num(p['eval_rollouts'], 0)}: {wall:.1f} one-thread hours in all (their `wall_s`, summed). "
+        f"{setting_said(data)} The primary "
+        f"endpoint is the mean of a run's last {p['last_k']} evaluations, in points; against uniform the difference "
+        f"of means with its 95% Welch interval, the rank test's two-sided p, and the verdict with the margin of "
+        f"{num(p['margin'], 0)} points: ahead or behind when the interval excludes 0 (by less than "
+        f"{num(p['margin'], 0)} when it also lies inside ±{num(p['margin'], 0)}), equal within "
+        f"{num(p['margin'], 0)} points when it lies inside ±{num(p['margin'], 0)}, not decided otherwise. Beside "
+        f"them the secondary endpoints: the other curve's and each family's last-{p['last_k']} mean, the area under "
+        f"the primary curve (its mean over the budget), rollouts until \"{p['target_family']}\" first reached "
+        f"{100 * p['target']:.0f}% (Kaplan-Meier restricted mean, the share of runs that reached it, the difference "
+        f"with a normal 95% interval), and the shares of drawn groups all-equal and of drawn prompts dead by "
+        f"construction, steps {p['after_step']} on.")
+    figure = ("![held-out accuracy against rollouts, the decisive comparison](../assets/decide.png)\n"
+              + fill(f"Per dead share, the primary curve (top) and the other (bottom): the mean over the seeds, the "
+                     f"band from the lowest to the highest; " + ", ".join(
+                         f"`{arm}` is {name_of(flags)}" for arm, flags in decide.ARMS.items() if arm != "uniform")
+                     + "."))
+    shares = [f"**d = {share(d)}**\n\n{share_table(data, d)}\n\n{fill(share_decides(data, d))}" for d in SHARES]
+    return head + "\n\n".join([setup, figure, *shares, fill(focus_checks(data))])
+
+
+def decisive_answer(data: dict) -> str:
+    """README: what the decisive comparison decides, in one short paragraph, then its figure."""
+    p = data["protocol"]
+    words = {(d, arm): verdict(data["summary"][d][arm]["primary_vs_base"], p["margin"])
+             for d in SHARES for arm in decide.ARMS if arm != "uniform"}
+    ahead, behind = ([f"{name_of(decide.ARMS[arm])} (d = {share(d)})" for (d, arm), w in words.items()
+                      if w.startswith(side)] for side in ("ahead", "behind"))
+    if ahead:
+        lead = f"Yes: {listed(ahead)} ahead of uniform" + (f"; {listed(behind)} behind it." if behind else ".")
+    elif behind:
+        lead = f"No: {listed(behind)} behind uniform, no VAS ahead."
+    else:
+        lead = "Not shown: no VAS ahead of uniform or behind it by an interval that excludes 0."
+    said = "; ".join(f"held-out {curve_name(decide.CURVE[float(d)])} at d = {share(d)}: " + ", ".join(
+        f"{name_of(decide.ARMS[arm])} {verdict(vs, p['margin'])} ({cell((vs['diff'], vs['low'], vs['high']))})"
+        for arm in decide.ARMS if arm != "uniform" for vs in [data["summary"][d][arm]["primary_vs_base"]])
+        for d in SHARES)
+    text = (f"**Does it pay?** {lead} The pre-registered experiment ([docs/protocol.md](docs/protocol.md), "
+            f"`assets/decide.json`): from one cold start, {seeds_said(data)}, each run {num(p['budget'], 0)} rollouts "
+            f"on {DEFAULTS.num_rl} prompts with a dead share d; against uniform, the mean of the last {p['last_k']} "
+            f"evaluations, in points, 95% Welch intervals, margin {num(p['margin'], 0)}: {said}.")
+    caption = ("Mean over the seeds, band min to max; " + ", ".join(
+        f"`{arm}`: {name_of(flags)}" for arm, flags in decide.ARMS.items() if arm != "uniform") + ".")
+    return fill(text) + "\n\n![held-out accuracy against rollouts, the decisive comparison](assets/decide.png)\n" + \
+        fill(caption)
+
+
 def blocks() -> dict[str, dict[str, str]]:
-    """Every generated block, by page and name."""
-    c = comparison()
-    return {README: {"answer": readme_answer(c), "first-run": readme_first_run(default_run()),
-                     "bill": bill_sentence(), "ladder": ladder_sentence()},
-            PAGE: {"bill": bill_table(), **comparison_blocks(c)}}
+    """Every generated block, by page and name: README's answer from assets/decide.json once its runs are all in,
+    from assets/vas_compare.json until then; the page's decisive section once assets/decide.json exists."""
+    c, data = comparison(), load_decide()
+    page = {"bill": bill_table(), **({"decisive": decisive_section(data)} if data else {}), **comparison_blocks(c)}
+    return {README: {"answer": decisive_answer(data) if complete(data) else readme_answer(c),
+                     "first-run": readme_first_run(default_run()), "bill": bill_sentence(),
+                     "ladder": ladder_sentence()},
+            PAGE: page}
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -576,7 +832,10 @@ def stray_numbers(path: str) -> list[str]:
 
 
 def rewrite(text: str, new: dict[str, str]) -> str:
-    """The page with each block this script makes replaced; any other block left as it is."""
+    """The page with each block this script makes replaced, a block it lacks added at its PLACE; any other block
+    left as it is."""
+    for name in (n for n in new if n in PLACE and n not in page_blocks(text)):
+        text = text.replace(PLACE[name], f"<!-- evidence: {name} -->\n\n<!-- /evidence -->\n\n{PLACE[name]}", 1)
     return BLOCK.sub(lambda m: f"<!-- evidence: {m[1]} -->\n{new.get(m[1], m[2])}\n<!-- /evidence -->", text)
 
 
@@ -594,7 +853,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"<!-- evidence: {name} --> ({page})\n{block}\n")
             elif old.get(name) != block:
                 stale += 1
-                print(f"{page}: block {name} " + ("missing: add its markers" if name not in old else
+                missing = "missing: --write adds it" if name in PLACE else "missing: add its markers"
+                print(f"{page}: block {name} " + (missing if name not in old else
                                                   "rewritten" if a.write else "differs"))
         stray = stray_numbers(path)
         if stray and (a.write or a.check):

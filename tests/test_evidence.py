@@ -1,6 +1,7 @@
 """assets/evidence.py and docs/when-vas-pays.md: every block of the page is what the committed files give, every
 other number is a setting the code names, a difference is worded by what its interval decides, each sampler has
 one name, and the six-seed record the README quotes is consistent with itself."""
+import json
 import os
 import re
 import sys
@@ -11,6 +12,8 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "assets"))
 import compare_vas  # noqa: E402
+import decide  # noqa: E402
+import endpoints  # noqa: E402
 import evidence  # noqa: E402
 
 
@@ -103,3 +106,163 @@ def test_each_bullet_is_its_own_list_item():
     assert sum(line.startswith("- **") for line in lines) >= 5
     for line in lines:
         assert line.startswith("- **") or (line.startswith("  ") and not re.match(r"\s*([-+*#>]|\d+[.)])\s", line))
+
+
+# ---------------------------------------------------------------- the decisive comparison (assets/decide.json)
+# A small decide.json of the real structure: hand-made run records, their summary from endpoints.compare as
+# decide.gather makes it. 4 seeds an arm, 4 evaluations (0 to 3,840 rollouts), the primary endpoint the mean of the
+# last 2, each run's last two evaluations both at its value. Uniform's seeds are 61, 61, 63, 63 (mean 62, variance
+# 4/3); against an arm of the same spread Welch's df is 6, t975(6) = 2.447, half-width 2.447 * sqrt(2 / 3) = 2.0.
+# 4 seeds are also the most (max_seeds): an interval wider than the margin calls no more seeds, except where said.
+
+PROTOCOL = {**decide.PROTOCOL, "budget": 3840, "last_k": 2, "seeds": 4, "add_seeds": 2, "max_seeds": 4}
+BASE = {"0.9": {"uniform": [61, 61, 63, 63], "vas": [71, 71, 73, 73], "vas-select": [56, 58, 62, 64]},
+        "0": {"uniform": [61, 61, 63, 63], "vas": [62, 62, 64, 64], "vas-select": [55, 55, 57, 57]}}
+
+
+def run_record(d: str, arm: str, seed: int, primary: float) -> dict:
+    """A run as decide.read_run records it. At d = 0.9, posterior VAS's seed 0 reaches 80% "biggest" at 1,280
+    rollouts; no other run reaches it. Focusing VAS's dead-drawn shares: 0.10, 0.20, 0.15, 0.15."""
+    curve, other = decide.CURVE[float(d)], "all" if d == "0.9" else "biggest"
+    reach = d == "0.9" and arm == "vas" and seed == 0
+    return {"rollouts": [0, 1280, 2560, 3840],
+            "accuracy": {curve: [0.3, 0.8 if reach else 0.5, primary / 100, primary / 100],
+                         other: [0.5, 0.6, 0.7, 0.7], "colour": [1.0] * 4, "shape": [0.5] * 4, "count": [0.9] * 4},
+            "steps": 30, "all_equal": 0.6, "dead_drawn": [0.10, 0.20, 0.15, 0.15][seed] if d == "0.9" else None,
+            "wall_s": 100.0, "flags": {"seed": seed}}
+
+
+def write_decide(path, monkeypatch, values=None, protocol=PROTOCOL, drop=()) -> dict:
+    """decide.json at `path` from BASE with `values` ({(share, arm): seeds' primaries}) in place, without the
+    runs `drop` names ((share, arm, seed)); evidence reads it from there."""
+    values = {**{(d, a): v for d, by in BASE.items() for a, v in by.items()}, **(values or {})}
+    runs = {}
+    for (d, arm), primaries in values.items():
+        for seed, x in enumerate(primaries):
+            if (d, arm, seed) not in drop:
+                runs.setdefault(d, {}).setdefault(arm, {})[str(seed)] = run_record(d, arm, seed, x)
+    summary = {d: endpoints.compare({a: list(s.values()) for a, s in by.items()}, decide.CURVE[float(d)],
+                                    protocol["budget"], protocol["last_k"], protocol["target"])
+               for d, by in runs.items()}
+    data = {"command": "python assets/decide.py report --gather", "checkpoint": "runs/decide/cold-8/sft",
+            "cold_start": {"eval/accuracy_after_sft": 0.66, "eval/accuracy_after_sft_biggest": 0.265},
+            "protocol": protocol, "setting": "lr5e-5-e1", "summary": summary, "runs": runs}
+    json.dump(data, open(path, "w"))
+    monkeypatch.setattr(evidence, "DECIDE", str(path))
+    return data
+
+
+def verdict_cell(table: str, arm: str) -> str:
+    """The verdict column of an arm's row."""
+    return next(line for line in table.splitlines() if line.startswith(f"| {arm} |")).split(" | ")[5]
+
+
+@pytest.mark.parametrize("d, arm, values, said", [
+    # each verdict as the base gives it, then one mutation of the seeds that moves its interval across a bound;
+    # what follows the interval (the rank test, the margin) is checked below
+    ("0.9", "vas", None, "posterior VAS at λ = 0.5 ahead (+10.0 [+8.0, +12.0]"),
+    ("0.9", "vas", [62, 62, 64, 64], "posterior VAS at λ = 0.5 equal within 4 points (+1.0 [−1.0, +3.0]"),
+    ("0", "vas-select", None, "focusing VAS at λ = 1 behind (−6.0 [−8.0, −4.0]"),
+    ("0", "vas-select", [60, 60, 62, 62], "focusing VAS at λ = 1 equal within 4 points (−1.0 [−3.0, +1.0]"),
+    ("0", "vas", None, "posterior VAS at λ = 0.5 equal within 4 points (+1.0 [−1.0, +3.0]"),
+    # 59, 61, 65, 67: variance 40/3, df = (11/3)^2 / ((10/3)^2 / 3 + (1/3)^2 / 3) = 3.59, t975(3) = 3.182,
+    # half-width 3.182 * sqrt(11/3) = 6.09
+    ("0", "vas", [59, 61, 65, 67], "posterior VAS at λ = 0.5 not decided (+1.0 [−5.1, +7.1]"),
+    ("0.9", "vas-select", None, "focusing VAS at λ = 1 not decided (−2.0 [−8.1, +4.1]"),  # 56, 58, 62, 64: so too
+    ("0.9", "vas-select", [55, 55, 57, 57], "focusing VAS at λ = 1 behind (−6.0 [−8.0, −4.0]"),
+])
+def test_each_verdict_follows_its_interval(tmp_path, monkeypatch, d, arm, values, said):
+    data = write_decide(tmp_path / "decide.json", monkeypatch, {(d, arm): values} if values else None)
+    section = evidence.blocks()[evidence.PAGE]["decisive"]
+    assert said in evidence.share_decides(data, d) and said in section.replace("\n", " ")
+    word = said.split(" (")[0].split("λ = 1 " if arm == "vas-select" else "λ = 0.5 ")[1]
+    assert verdict_cell(evidence.share_table(data, d), evidence.name_of(decide.ARMS[arm])) == word
+    assert said in evidence.blocks()[evidence.README]["answer"].replace("\n", " ")
+
+
+def test_the_rank_test_the_margin_and_not_hurting_are_said_where_they_count(tmp_path, monkeypatch):
+    data = write_decide(tmp_path / "decide.json", monkeypatch)
+    said = evidence.share_decides(data, "0.9")
+    assert "rank test" not in said and "ahead (+10.0 [+8.0, +12.0]);" in said  # the rank test agrees; within ±4
+    hurt = "the check that it does not hurt here, a lower end above −4, is"
+    assert f"{hurt} not met" in evidence.share_decides(data, "0")
+    # 64, 64, 64, 90 against 61, 61, 63, 63: mean +8.5; Welch df 3.05, t975(3) = 3.182, half-width
+    # 3.182 * sqrt(169 / 4 + 1 / 3) = 20.8; the 16 differences 1 (6), 3 (6), 27, 27, 29, 29, Lehmann's rank
+    # k = floor(8 - 1.96 * sqrt(16 * 9 / 12)) = 1: [+1, +29], which excludes 0.
+    data = write_decide(tmp_path / "decide.json", monkeypatch, {("0.9", "vas"): [64, 64, 64, 90],
+                                                               ("0", "vas-select"): [60, 60, 62, 62]})
+    assert ("posterior VAS at λ = 0.5 not decided (+8.5 [−12.3, +29.3]; the rank test points the other way: its "
+            "interval [+1.0, +29.0] excludes 0; its half-width, 20.8 points at 4 seeds, is above the margin)"
+            ) in evidence.share_decides(data, "0.9")
+    assert f"{hurt} met" in evidence.share_decides(data, "0")
+
+
+def test_focusing_vas_own_checks_are_met_or_not_by_their_numbers(tmp_path, monkeypatch):
+    data = write_decide(tmp_path / "decide.json", monkeypatch)
+    said = evidence.focus_checks(data)  # dead drawn (0.10 + 0.20 + 0.15 + 0.15) / 4 = 0.15; all-equal 0.60
+    assert "0.15 of its drawn prompts dead by construction, at most 0.20: met;" in said
+    assert "0.60 of its groups all-equal, at most 0.55: not met." in said
+    for r in data["runs"]["0.9"]["vas-select"].values():
+        r["dead_drawn"], r["all_equal"] = 0.25, 0.5
+    said = evidence.focus_checks(data)
+    assert "0.25 of its drawn prompts dead by construction, at most 0.20: not met;" in said
+    assert "0.50 of its groups all-equal, at most 0.55: met." in said
+
+
+def test_rollouts_to_the_target_are_a_restricted_mean(tmp_path, monkeypatch):
+    """Posterior VAS at d = 0.9: one of 4 seeds reaches 80% at 1,280, three never (censored at 3,840): the
+    restricted mean 1,280 + 2,560 * 3/4 = 3,200, reached 0.25; Greenwood: (2,560 * 3/4)^2 / (4 * 3), its root 554.3;
+    uniform never, 3,840 with no error: -640 +- 1.96 * 554.3 = [-1,726, +446]."""
+    data = write_decide(tmp_path / "decide.json", monkeypatch)
+    table = evidence.share_table(data, "0.9")
+    assert "| 3,200 (0.25); −640 [−1,726, +446] |" in table
+    assert next(line for line in table.splitlines() if line.startswith("| uniform |")).count("| 3,840 (0.00) |") == 1
+
+
+DECISIONS = ("ahead", "behind", "equal within", "not decided", "met", "the intervals decide")
+
+
+def test_an_incomplete_experiment_decides_nothing(tmp_path, monkeypatch):
+    vas_compare = evidence.readme_answer(evidence.comparison())
+    data = write_decide(tmp_path / "decide.json", monkeypatch)
+    assert evidence.complete(data) and "the intervals decide" in evidence.blocks()[evidence.PAGE]["decisive"]
+    # one run missing: 23 of 3 arms x 2 shares x 4 seeds
+    write_decide(tmp_path / "decide.json", monkeypatch, drop=[("0", "vas", 3)])
+    blocks = evidence.blocks()
+    section = blocks[evidence.PAGE]["decisive"].replace("\n", " ")
+    assert "23 of 24 runs have finished (d = 0.9: 12 of 12; d = 0: 11 of 12)" in section
+    assert not any(word in section for word in DECISIONS)
+    assert blocks[evidence.README]["answer"] == vas_compare
+
+
+def test_a_block_of_seeds_due_decides_nothing(tmp_path, monkeypatch):
+    """Every run in, but an interval wider than the margin at 4 seeds where the most is 6: the protocol adds 2 seeds
+    an arm at d = 0.9."""
+    data = write_decide(tmp_path / "decide.json", monkeypatch, {("0.9", "vas"): [64, 64, 64, 90]},
+                        {**PROTOCOL, "max_seeds": 6})
+    section = evidence.decisive_section(data).replace("\n", " ")
+    assert "24 of 30 runs have finished (d = 0.9: 12 of 18; d = 0: 12 of 12)" in section
+    assert not any(word in section for word in DECISIONS)
+
+
+def test_the_readme_answer_switches_to_the_decisive_comparison(tmp_path, monkeypatch):
+    monkeypatch.setattr(evidence, "DECIDE", str(tmp_path / "absent.json"))
+    blocks = evidence.blocks()
+    assert "decisive" not in blocks[evidence.PAGE]
+    assert blocks[evidence.README]["answer"] == evidence.readme_answer(evidence.comparison())
+    assert "`assets/vas_compare.json`" in blocks[evidence.README]["answer"]
+    write_decide(tmp_path / "decide.json", monkeypatch)
+    blocks = evidence.blocks()
+    answer = blocks[evidence.README]["answer"]
+    assert "`assets/decide.json`" in answer and "vas_compare" not in answer and "assets/decide.png" in answer
+    assert answer.startswith("**Does it pay?** Yes: posterior VAS at λ = 0.5 (d = 0.9) ahead of uniform; focusing "
+                             "VAS at λ = 1 (d = 0) behind it.")
+    # --write puts the answer on the first screen, the first run's block still whole on it, and the page's section
+    # before the earlier comparison's
+    readme = evidence.rewrite(open(evidence.README, encoding="utf-8").read(), blocks[evidence.README])
+    lines = readme.splitlines()
+    assert evidence.page_blocks(readme)["answer"] == answer
+    assert lines.index("<!-- /evidence -->", lines.index("<!-- evidence: first-run -->")) <= evidence.FIRST_SCREEN
+    page = evidence.rewrite(open(evidence.PAGE, encoding="utf-8").read(), blocks[evidence.PAGE])
+    assert evidence.page_blocks(page) == blocks[evidence.PAGE]
+    assert page.index("<!-- evidence: decisive -->") < page.index("## The comparison (`assets/vas_compare.json`)")
