@@ -22,6 +22,7 @@ fixed by its name).
 import argparse
 import json
 import os
+import subprocess
 import sys
 import time
 
@@ -200,6 +201,7 @@ def committed(a, cold: str) -> dict:
     path = os.path.join(a.out, NAME[a.phase] + ".json")
     saved = json.load(open(path)) if os.path.exists(path) else {"runs": {}}
     a.cold_start = cold_start(cold) if cold else saved.get("cold_start", {})  # --gather alone: as committed
+    a.checkpoint = saved.get("checkpoint", "")
     if saved.get("protocol", a.protocol) != a.protocol:  # another clock or evaluation: not these runs
         return {}
     if saved.get("cold_start") and a.cold_start and saved["cold_start"] != a.cold_start:
@@ -221,8 +223,8 @@ def gather(a, argv: list[str], cold: str, finished) -> dict:
                                         p["budget"], p["last_k"], p["target"],
                                         base="uniform" if a.phase == "report" else a.settings[0])
                for share, by in results.items()}
-    out = {"command": ("python assets/decide.py " + " ".join(argv)).strip(), "checkpoint": cold,
-           "cold_start": a.cold_start, "protocol": p,
+    out = {"command": ("python assets/decide.py " + " ".join(argv)).strip(), "checkpoint": cold or a.checkpoint,
+           "cold_start": a.cold_start, "protocol": p, "protocol_commit": protocol_commit(),
            "setting": a.setting if a.phase == "report" else None, "summary": summary, "runs": results}
     if a.phase == "tune":  # only once the whole grid has finished: a part of the sweep chooses nothing
         out["chosen"] = choose(summary, p) if all(finished(*r[:3]) for r in plan(a.phase, a, finished)) else None
@@ -236,6 +238,13 @@ def gather(a, argv: list[str], cold: str, finished) -> dict:
         plt.close(fig)
     print("\n".join(tables(out)))
     return out
+
+
+def protocol_commit() -> str:
+    """The commit of docs/protocol.md the runs ran under (this checkout's last change to it), or "" outside git."""
+    git = subprocess.run(["git", "log", "-1", "--format=%h", "--", "docs/protocol.md"], cwd=ROOT,
+                         capture_output=True, text=True)
+    return git.stdout.strip() if git.returncode == 0 else ""
 
 
 def choose(summary: dict, p: dict, default: str = "lr5e-5-e1") -> str | None:

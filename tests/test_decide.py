@@ -5,6 +5,7 @@ finished blocks; the figure gives each arm one colour, by name, in every panel, 
 import json
 import os
 import shutil
+import subprocess
 import sys
 
 import matplotlib.pyplot as plt
@@ -41,6 +42,9 @@ def test_a_phase_runs_gathers_and_skips_what_is_finished(tmp_path, monkeypatch):
     assert args["num_test"] == 8 and args["rollout_budget"] == 8 and args["init_from"].endswith("cold-3/sft")
     assert out["chosen"] in ("lr5e-5-e1", "lr2e-4-e2") and out["summary"]["0.9"]["lr2e-4-e2"]["seeds"] == 1
     assert json.load(open(tmp_path / "tuning.json"))["chosen"] == out["chosen"]
+    protocol = subprocess.run(["git", "log", "-1", "--format=%h", "--", "docs/protocol.md"], cwd=decide.ROOT,
+                              capture_output=True, text=True).stdout.strip()
+    assert out["protocol_commit"] == protocol and len(protocol) >= 7  # the protocol the runs ran under
     assert (tmp_path / "tuning.png").stat().st_size > 10_000 and "lr2e-4-e2" in (tmp_path / "tuning.md").read_text()
     calls = []  # everything is finished: a second call runs nothing, and gathers the same
     monkeypatch.setattr(mmr1, "main", lambda argv: calls.append(argv))
