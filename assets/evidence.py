@@ -316,9 +316,10 @@ def ladder_sentence() -> str:
     """README: the ladder's rows whose held-out difference to their base has an interval that excludes 0."""
     lad = json.load(open(LADDER))
     rows = {k: r for k, r in lad["rows"].items() if "vs_base" in r and separable(r["vs_base"]["accuracy"])}
+    same = lambda r: r["final"]["rollouts"]["mean"] == lad["rows"]["uniform"]["final"]["rollouts"]["mean"]  # noqa
+    passes = lambda r: ", each used for more optimiser passes" if "--update-epochs" in r["flags"] else ""  # noqa
     said = [f"{k} (`{' '.join(r['flags'])}`), {decided(r['vs_base']['accuracy'], str(len(lad['seeds'])))}"
-            + (" at the same rollouts" if r["final"]["rollouts"]["mean"] == lad["rows"]["uniform"]["final"]["rollouts"]
-               ["mean"] else "") for k, r in rows.items()]
+            + (f" at the same rollouts{passes(r)}" if same(r) else "") for k, r in rows.items()]
     n = len(lad["seeds"])
     some = f"{len(rows)} row of the {len(lad['rows']) - 1} moves" if len(rows) == 1 else \
         f"{len(rows)} rows of the {len(lad['rows']) - 1} move"
