@@ -65,19 +65,61 @@ def test_the_answer_changes_its_words_when_an_interval_decides(monkeypatch):
     assert "Not separably" not in answer and "9.2 points ahead [+1.0, +17.4]" in answer
 
 
-def test_seed_0_is_worded_by_its_sign():
+def test_seed_0_is_worded_by_its_sign(tmp_path, monkeypatch):
+    monkeypatch.setattr(evidence, "DEFAULT_RUNS", str(tmp_path / "none.json"))  # docs/toy-task.md's table
     r = evidence.default_run()
     assert "posterior VAS ends 2.0 points behind uniform on this seed" in evidence.readme_first_run(r)
     r["diff"] = np.where(r["seed"] == 0, 1.5, r["diff"])
     assert "posterior VAS ends 1.5 points ahead of uniform on this seed" in evidence.readme_first_run(r)
 
 
-def test_the_six_seed_record_agrees_with_itself():
-    """Its printed differences are the printed accuracies' to the rounding of each; six seeds, 0 to 5."""
+def test_the_six_seed_record_agrees_with_itself(tmp_path, monkeypatch):
+    """docs/toy-task.md's table: its printed differences are the printed accuracies' to the rounding of each; six
+    seeds, 0 to 5."""
+    monkeypatch.setattr(evidence, "DEFAULT_RUNS", str(tmp_path / "none.json"))
     r = evidence.default_run()
     assert list(r["seed"]) == list(range(6))
     assert np.all(np.abs(r["diff"] - (r["vas"] - r["uniform"])) <= 0.1 + 1e-9)
     assert r["time"][0] <= r["time"][1] and r["time"][2] in r["seed"]
+
+
+def default_runs_json(path) -> None:
+    """A hand-made assets/default_runs.json (assets/default_runs.py's structure): seeds 0 to 2 in both arms, seed 3
+    in uniform alone (unfinished in VAS); seed 1's runs resumed (their seconds are of their last process only)."""
+    acc = lambda sft, rl, big=(0.2, 0.5): {"sft": {"all": sft, "biggest": big[0]},  # noqa: E731
+                                          "rl": {"all": rl, "biggest": big[1]}}
+    run = lambda wall, resumed=False, **a: {**a, "all_equal": 0.4, "wall_s": wall, "resumed": resumed}  # noqa: E731
+    uniform = {"0": run(500.2, **acc(0.5691, 0.7441, (0.221, 0.832))), "1": run(100.0, True, **acc(0.651, 0.724)),
+               "2": run(544.6, **acc(0.72, 0.807)), "3": run(520.0, **acc(0.6, 0.7))}
+    vas = {"0": run(560.0, **acc(0.5701, 0.7237, (0.2, 0.823))), "1": run(110.0, True, **acc(0.651, 0.838)),
+           "2": run(530.4, **acc(0.72, 0.767))}
+    json.dump({"commit": "abc1234", "settings": {"rl_lr": 2e-4}, "runs": {"uniform": uniform, "vas": vas}},
+              open(path, "w"))
+
+
+def test_the_default_run_is_read_from_its_json_when_it_exists(tmp_path, monkeypatch):
+    default_runs_json(tmp_path / "default_runs.json")
+    monkeypatch.setattr(evidence, "DEFAULT_RUNS", str(tmp_path / "default_runs.json"))
+    r = evidence.default_run()
+    assert list(r["seed"]) == [0, 1, 2]  # the seeds both arms finished
+    assert r["commit"] == "abc1234" and r["settings"] == {"rl_lr": 2e-4}  # the JSON's, not the table's
+    assert r["sft"][0] == pytest.approx(56.91) and r["sft_big"][0] == pytest.approx(22.1)  # the uniform run's SFT
+    assert r["uniform"][0] == pytest.approx(74.41) and r["vas_big"][0] == pytest.approx(82.3)  # percent, after RL
+    assert r["diff"] == pytest.approx([-2.04, 11.4, -4.0])  # VAS − uniform, unrounded
+    assert r["time"] == (530, 545, 2)  # seed 1 resumed; of the rest, the smallest slower run (seed 0's: 560 s)
+    text = evidence.readme_first_run(r)
+    assert "about 9 minutes on one CPU thread (one measurement: 530 to 545 s, seed 2, two runs side by side" in text
+    assert "expect 56.9% held-out after SFT, then 74.4% under uniform and 72.4% under posterior VAS: posterior " \
+           "VAS ends 2.0 points behind uniform on this seed. Seeds 0 to 2" in " ".join(text.split())
+    assert "Seed 1's +11.4 carries most of the mean difference" in text and "Code of commit abc1234;" in text
+
+
+def test_the_default_run_falls_back_to_the_table_without_its_json(tmp_path, monkeypatch):
+    monkeypatch.setattr(evidence, "DEFAULT_RUNS", str(tmp_path / "none.json"))
+    r = evidence.default_run()
+    assert r["commit"] == "19771a3" and list(r["seed"]) == list(range(6))  # docs/toy-task.md's
+    assert r["time"] == (542, 545, 5) and r["diff"][0] == -2.0
+    assert "Code of commit 19771a3;" in evidence.readme_first_run(r)
 
 
 def test_one_name_a_sampler():
