@@ -11,6 +11,7 @@ in this process, in <workdir>/<phase>/d<share>/<setting or arm>/seed<S>:
     python assets/decide.py tune --cold-seed 7 --workdir runs/decide --lane 0/2   # and --lane 1/2 beside it
     python assets/decide.py report --cold-seed 8 --workdir runs/decide --lane 0/2 # and --lane 1/2 beside it
     python assets/decide.py report --gather      # run nothing: JSON, tables and figure from the finished runs
+    python assets/decide.py report --gather --deviation "what, when, why"   # listed in the report, kept
 A finished run (its summary.json exists) is skipped; an unfinished one continues from its last checkpoint
 (`mmr1.py --resume`, exact), so a killed lane resumes where it stopped. A lane takes every n-th run of the phase's
 plan; a lane with nothing left waits for the others before it gathers (and, in the report phase, before it plans
@@ -140,6 +141,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--setting", default=None, help="report: the shared setting; default: tuning.json's choice")
     p.add_argument("--protocol", default="{}", help="JSON overriding PROTOCOL's values (tests: a tiny clock)")
     p.add_argument("--gather", action="store_true", help="run nothing: gather the finished runs")
+    p.add_argument("--deviation", action="append", default=[],
+                   help="a departure from the protocol and its reason, kept in the JSON for the report (repeatable)")
     a = p.parse_args(argv[:argv.index("--")] if "--" in argv else argv)
     a.protocol = {**PROTOCOL, **json.loads(a.protocol)}
     a.shares = a.shares or ([a.protocol["tune_share"]] if a.phase == "tune" else [0.9, 0.0])
@@ -203,7 +206,9 @@ def committed(a, cold: str) -> dict:
     a.cold_start = cold_start(cold) if cold else saved.get("cold_start", {})  # --gather alone: as committed
     a.checkpoint = saved.get("checkpoint", "")
     if saved.get("protocol", a.protocol) != a.protocol:  # another clock or evaluation: not these runs
-        return {}
+        saved = {"runs": {}}
+    kept = saved.get("deviations", [])
+    a.deviations = kept + [d for d in a.deviation if d not in kept]
     if saved.get("cold_start") and a.cold_start and saved["cold_start"] != a.cold_start:
         raise SystemExit(f"{path} holds runs from another cold start ({saved['cold_start']}), not {cold}'s "
                          f"({cold_start(cold)}): use that one, or another --out")
@@ -225,7 +230,8 @@ def gather(a, argv: list[str], cold: str, finished) -> dict:
                for share, by in results.items()}
     out = {"command": ("python assets/decide.py " + " ".join(argv)).strip(), "checkpoint": cold or a.checkpoint,
            "cold_start": a.cold_start, "protocol": p, "protocol_commit": protocol_commit(),
-           "setting": a.setting if a.phase == "report" else None, "summary": summary, "runs": results}
+           "setting": a.setting if a.phase == "report" else None, "deviations": a.deviations, "summary": summary,
+           "runs": results}
     if a.phase == "tune":  # only once the whole grid has finished: a part of the sweep chooses nothing
         out["chosen"] = choose(summary, p) if all(finished(*r[:3]) for r in plan(a.phase, a, finished)) else None
     os.makedirs(a.out, exist_ok=True)

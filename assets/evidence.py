@@ -37,6 +37,7 @@ import compare_vas  # noqa: E402
 import decide  # noqa: E402
 import endpoints  # noqa: E402
 import mmr1  # noqa: E402
+import sim_posterior  # noqa: E402
 
 README, PAGE = os.path.join(ROOT, "README.md"), os.path.join(ROOT, "docs", "when-vas-pays.md")
 COMPARISON, LADDER = os.path.join(ROOT, "assets", "vas_compare.json"), os.path.join(ROOT, "assets", "ladder.json")
@@ -691,8 +692,20 @@ def focus_checks(data: dict) -> str:
             for key, what, most in (("dead_drawn", "of its drawn prompts dead by construction",
                                      FOCUS_CHECKS["dead_drawn"]),
                                     ("all_equal", "of its groups all-equal", FOCUS_CHECKS["all_equal"]))]
+    oracle = [sim_posterior.after_step_10("oracle", **kw)["all_equal"] for kw in ({}, {"rise": (0.47, 0.99, 40)})]
     return (f"At d = {share(d)}, the checks {name_of(decide.ARMS[FOCUS])} must meet on its own (steps "
-            f"{data['protocol']['after_step']} on, the mean over its {len(runs)} seeds): " + "; ".join(said) + ".")
+            f"{data['protocol']['after_step']} on, the mean over its {len(runs)} seeds): " + "; ".join(said) + ". "
+            f"For scale, the simulation of the toy pools (`python assets/sim_posterior.py`) gives an oracle that "
+            f"draws live prompts only {num(oracle[0], 2)} of its groups all-equal when \"biggest\" rises from 0.4 "
+            f"to 0.97 over 60 steps, {num(oracle[1], 2)} when it reaches 0.99 within 40: live prompts that are "
+            f"learnt agree too.")
+
+
+def deviations_said(data: dict) -> str:
+    """The departures from the protocol decide.json lists (`decide.py report --gather --deviation`)."""
+    said = data.get("deviations") or []
+    return "Departures from the protocol: " + (" ".join(f"({i}) {d}" for i, d in enumerate(said, 1))
+                                               if said else "none listed.")
 
 
 def protocol_commit(data: dict) -> str:
@@ -745,7 +758,7 @@ def decisive_section(data: dict) -> str:
             f"The runs of [protocol.md](protocol.md) are not all in: {sum(x for x, _ in done.values())} of "
             f"{sum(y for _, y in done.values())} runs have finished ("
             + "; ".join(f"d = {share(d)}: {x} of {y}" for d, (x, y) in done.items())
-            + "). Until they have, this section decides nothing.")
+            + "). Until they have, this section decides nothing.") + "\n\n" + fill(deviations_said(data))
     p = data["protocol"]
     wall = sum(r["wall_s"] for d in SHARES for rs in runs_of(data, d).values() for r in rs) / 3600
     arms = listed([f"{name_of(flags)} (`{' '.join(flags)}`)" for flags in decide.ARMS.values()])
@@ -771,7 +784,7 @@ def decisive_section(data: dict) -> str:
                          f"`{arm}` is {name_of(flags)}" for arm, flags in decide.ARMS.items() if arm != "uniform")
                      + "."))
     shares = [f"**d = {share(d)}**\n\n{share_table(data, d)}\n\n{fill(share_decides(data, d))}" for d in SHARES]
-    return head + "\n\n".join([setup, figure, *shares, fill(focus_checks(data))])
+    return head + "\n\n".join([setup, figure, *shares, fill(focus_checks(data)), fill(deviations_said(data))])
 
 
 def decisive_answer(data: dict) -> str:

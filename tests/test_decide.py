@@ -78,6 +78,31 @@ def test_a_sweep_not_finished_chooses_nothing_and_the_report_waits_for_it(tmp_pa
         decide.main(["report", "--gather", *flags])
 
 
+def test_deviations_are_kept_across_gathers_once_each_and_only_for_their_protocol(tmp_path):
+    """The report lists every departure from the protocol: one named at a gather stays in the JSON for the later
+    gathers, is not listed twice, and does not follow the file into an experiment with another protocol."""
+    run = tmp_path / "runs" / "tune" / "d0.9" / "lr5e-5-e1" / "seed0"
+    run.mkdir(parents=True)
+    rows = [{"stage": "sft_done", "eval/accuracy": 0.5, **{f"eval/accuracy_{f}": 0.5 for f in decide.FAMILIES}},
+            {"stage": "rl", "step": 0, "reward/zero_std_frac": 0.5, "rollouts/total": 8, "eval/accuracy": 0.75,
+             **{f"eval/accuracy_{f}": 0.75 for f in decide.FAMILIES}}]
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (run / "summary.json").write_text(json.dumps({"time/total_s": 1.0, "time/rl_s": 1.0}))
+    (run / "args.json").write_text(json.dumps(vars(mmr1.parse_args(["--dead-share", "0.9"]))))
+
+    def gather(*deviations, clock=CLOCK):
+        return decide.main(["tune", "--gather", "--settings", "lr5e-5-e1", "--workdir", str(tmp_path / "runs"),
+                            "--out", str(tmp_path), "--protocol", json.dumps(clock),
+                            *(x for d in deviations for x in ("--deviation", d))])["deviations"]
+
+    assert gather() == []
+    assert gather("lanes paused 4 min") == ["lanes paused 4 min"]
+    assert gather() == ["lanes paused 4 min"]  # kept from the JSON
+    assert gather("run rerun", "lanes paused 4 min") == ["lanes paused 4 min", "run rerun"]
+    assert json.load(open(tmp_path / "tuning.json"))["deviations"] == ["lanes paused 4 min", "run rerun"]
+    assert gather(clock={**CLOCK, "num_test": 4}) == []  # another experiment: not its deviations
+
+
 def test_a_run_stopped_part_way_continues_to_the_same_numbers(tmp_path, cold_start):
     # from the tests' cold start, which answers some items right (the tiny one above answers none)
     start, tiny, one = ("--init-from", cold_start), [*FROM_COLD_START, *RL], ["lr2e-4-e2"]  # 2 update epochs

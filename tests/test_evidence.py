@@ -249,6 +249,19 @@ def test_focusing_vas_own_checks_are_met_or_not_by_their_numbers(tmp_path, monke
     said = evidence.focus_checks(data)
     assert "0.25 of its drawn prompts dead by construction, at most 0.20: not met;" in said
     assert "0.50 of its groups all-equal, at most 0.55: met." in said
+    # beside them the simulation's oracle, as docs/protocol.md quotes it: 0.35 when "biggest" rises to 0.97 over
+    # 60 steps, 0.63 when it is solved within 40
+    assert "live prompts only 0.35 of its groups all-equal" in said and "0.63 when it reaches 0.99" in said
+
+
+def test_the_departures_from_the_protocol_are_listed_whether_or_not_the_runs_are_in(tmp_path, monkeypatch):
+    for drop in ((), [("0", "vas", 3)]):
+        data = write_decide(tmp_path / "decide.json", monkeypatch, drop=drop)
+        assert "Departures from the protocol: none listed." in evidence.decisive_section(data)
+        data["deviations"] = ["Lanes paused 4 minutes.", "A run rerun."]
+        json.dump(data, open(tmp_path / "decide.json", "w"))
+        section = evidence.blocks()[evidence.PAGE]["decisive"].replace("\n", " ")
+        assert "Departures from the protocol: (1) Lanes paused 4 minutes. (2) A run rerun." in section
 
 
 def test_rollouts_to_the_target_are_a_restricted_mean(tmp_path, monkeypatch):
