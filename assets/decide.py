@@ -274,7 +274,7 @@ def tables(out: dict) -> list[str]:
     p, lines = out["protocol"], [f"Regenerate: `{out['command']}`", ""]
     if "chosen" in out:
         lines += [f"Chosen setting: {out['chosen']} (`{' '.join(SETTINGS[out['chosen']])}`)" if out["chosen"]
-                  else "Chosen setting: none yet (the sweep has not finished)", ""]
+                  else f"Chosen setting: none (the rule needs every run of the grid at d = {p['tune_share']:g})", ""]
     lines += [f"| dead share | arm | seeds | primary: last {p['last_k']} evaluations (95%) | vs base (95% Welch) "
               f"| rank test p | area | vs base | rollouts to {100 * p['target']:.0f}% {p['target_family']} "
               f"(restricted mean; reached) | all-equal after step {p['after_step']} | dead drawn | run s |",

@@ -44,6 +44,7 @@ COMPARISON, LADDER = os.path.join(ROOT, "assets", "vas_compare.json"), os.path.j
 TOY_TASK = os.path.join(ROOT, "docs", "toy-task.md")
 DEFAULT_RUNS = os.path.join(ROOT, "assets", "default_runs.json")  # the default runs' record, once measured
 DECIDE, TUNING = os.path.join(ROOT, "assets", "decide.json"), os.path.join(ROOT, "assets", "tuning.json")
+TUNING_POOL = os.path.join(ROOT, "assets", "tuning-d0", "tuning.json")  # two settings on the default pool, after
 DEFAULTS = mmr1.Args()
 WIDTH = 115  # the pages' line length
 
@@ -566,7 +567,7 @@ SHARES = [f"{d:g}" for d in decide.CURVE]  # "0.9" (many dead, primary "biggest"
 FOCUS = "vas-select"  # focusing VAS, the arm with checks of its own at d = 0.9: at most these shares after step 10
 FOCUS_CHECKS = {"dead_drawn": 0.20, "all_equal": 0.55}  # (docs/protocol.md; decide.PROTOCOL does not hold them)
 # the page's section goes before this line the first time --write makes it
-PLACE = {"decisive": "## The comparison (`assets/vas_compare.json`)"}
+PLACE = {"decisive": "## The comparison (`assets/vas_compare.json`)", "tuning": "<!-- evidence: decisive -->"}
 
 
 def load_decide() -> dict | None:
@@ -814,11 +815,57 @@ def decisive_answer(data: dict) -> str:
         fill(caption)
 
 
+def tuning_section(tuning: dict, pool: dict | None) -> str:
+    """docs/when-vas-pays.md: the baseline's sweep (assets/tuning.json), its rule's choice, and the chosen setting
+    beside the default on the default pool (assets/tuning-d0/tuning.json) once measured."""
+    p, tune, default = tuning["protocol"], f"{tuning['protocol']['tune_share']:g}", "lr5e-5-e1"
+    by = tuning["summary"][tune]
+    lrs = sorted({decide.SETTINGS[n][1] for n in by}, key=float)
+    epochs = sorted({decide.SETTINGS[n][3] for n in by}, key=int)
+    at = {tuple(decide.SETTINGS[n][1::2]): v for n, v in by.items()}
+    rows = ["| `--rl-lr` | " + " | ".join(f"`--update-epochs {e}`" for e in epochs) + " |",
+            "| --- |" + " --- |" * len(epochs)] + [
+        f"| {lr} | " + " | ".join(f"{num(at[lr, e]['primary'])} ± {num(at[lr, e]['primary_half'])}"
+                                  if (lr, e) in at else "" for e in epochs) + " |" for lr in lrs]
+    chosen, cold, seeds = tuning.get("chosen"), tuning["cold_start"], by[default]["seeds"]
+    lr0, e0 = decide.SETTINGS[default][1::2]
+    ours = float(lr0) == DEFAULTS.rl_lr and int(e0) == DEFAULTS.update_epochs  # mmr1.py's defaults
+    default_s = "the default's" if ours else f"`{default}`'s"
+    text = [fill(
+        f"Before any reporting run, [protocol.md](protocol.md) tuned the RL setting every arm shares, on uniform "
+        f"sampling alone, from a cold start of its own (`{tuning['checkpoint']}`: "
+        f"{num(100 * cold['eval/accuracy_after_sft'])}% held-out after SFT, "
+        f"{num(100 * cold['eval/accuracy_after_sft_biggest'])}% on \"biggest\"), at d = {share(tune)} "
+        f"on the protocol's clock, {seeds} seeds a setting (`{tuning['command']}`, all of it in "
+        f"`assets/tuning.md`). The primary endpoint, the mean of a run's last {p['last_k']} evaluations on "
+        f"\"biggest\", in points, with its 95% interval over the seeds:"), "\n".join(rows)]
+    if chosen:
+        vs = by[chosen]["primary_vs_base"]
+        text.append(fill(
+            f"The rule (the highest mean; settings within {num(p['margin'] / 2, 0)} points of it count as tied and "
+            f"the cheapest is taken) chose `{chosen}` (`{' '.join(decide.SETTINGS[chosen])}`): "
+            f"{num(by[chosen]['primary'])} against {default_s} {num(by[default]['primary'])}, "
+            f"{decided((vs['diff'], vs['low'], vs['high']), str(seeds))}. Every reporting arm runs with it. It is "
+            f"the grid's highest learning rate, so a higher one may do better still; no run says."))
+    if pool and chosen:
+        d = next(iter(pool["summary"]))
+        x = pool["summary"][d]
+        vs = x[chosen]["primary_vs_base"]
+        text.append(fill(
+            f"On the default pool (d = {share(d)}, the primary endpoint overall), measured after the choice and "
+            f"not part of it (`{pool['command']}`, {x[default]['seeds']} seeds each, the same cold start): "
+            f"`{chosen}` {num(x[chosen]['primary'])} against {default_s} {num(x[default]['primary'])}, "
+            f"{decided((vs['diff'], vs['low'], vs['high']), str(x[default]['seeds']))}."))
+    return "## The baseline, tuned (`assets/tuning.json`)\n\n" + "\n\n".join(text)
+
+
 def blocks() -> dict[str, dict[str, str]]:
     """Every generated block, by page and name: README's answer from assets/decide.json once its runs are all in,
     from assets/vas_compare.json until then; the page's decisive section once assets/decide.json exists."""
     c, data = comparison(), load_decide()
-    page = {"bill": bill_table(), **({"decisive": decisive_section(data)} if data else {}), **comparison_blocks(c)}
+    tuning, pool = (json.load(open(f)) if os.path.exists(f) else None for f in (TUNING, TUNING_POOL))
+    page = {"bill": bill_table(), **({"tuning": tuning_section(tuning, pool)} if tuning else {}),
+            **({"decisive": decisive_section(data)} if data else {}), **comparison_blocks(c)}
     return {README: {"answer": decisive_answer(data) if complete(data) else readme_answer(c),
                      "first-run": readme_first_run(default_run()), "bill": bill_sentence(),
                      "ladder": ladder_sentence()},

@@ -73,7 +73,8 @@ def test_a_sweep_not_finished_chooses_nothing_and_the_report_waits_for_it(tmp_pa
     flags = ["--workdir", str(tmp_path / "part"), "--out", str(tmp_path), "--protocol", json.dumps(CLOCK)]
     out = decide.main(["tune", "--gather", "--settings", "lr5e-5-e1", "lr2e-4-e2", *flags])
     assert list(out["runs"]["0.9"]) == ["lr5e-5-e1"] and out["chosen"] is None
-    assert "none yet" in (tmp_path / "tuning.md").read_text()
+    said = (tmp_path / "tuning.md").read_text()
+    assert "Chosen setting: none (the rule needs every run of the grid at d = 0.9)" in said
     with pytest.raises(SystemExit):
         decide.main(["report", "--gather", *flags])
 

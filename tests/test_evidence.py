@@ -321,3 +321,29 @@ def test_the_readme_answer_switches_to_the_decisive_comparison(tmp_path, monkeyp
     page = evidence.rewrite(open(evidence.PAGE, encoding="utf-8").read(), blocks[evidence.PAGE])
     assert evidence.page_blocks(page) == blocks[evidence.PAGE]
     assert page.index("<!-- evidence: decisive -->") < page.index("## The comparison (`assets/vas_compare.json`)")
+
+
+def test_the_tuning_sweep_is_tabled_by_its_json_and_its_choice_said_by_its_interval():
+    """A hand-made sweep of two settings: the table puts each at its --rl-lr and --update-epochs, the choice is
+    worded by its interval, and the default-pool check appears only once its JSON exists."""
+    def summary(values: dict) -> dict:  # (mean, half-width, interval against lr5e-5-e1, the first)
+        base = values["lr5e-5-e1"][0]
+        return {n: {"seeds": 3, "primary": x, "primary_half": h,
+                    **({"primary_vs_base": {"diff": x - base, "low": lo, "high": hi}} if lo is not None else {})}
+                for n, (x, h, lo, hi) in values.items()}
+    tuning = {"protocol": decide.PROTOCOL, "command": "python assets/decide.py tune --gather", "chosen": "lr2e-4-e2",
+              "checkpoint": "runs/decide/cold-7/sft",
+              "cold_start": {"eval/accuracy_after_sft": 0.667, "eval/accuracy_after_sft_biggest": 0.265},
+              "summary": {"0.9": summary({"lr5e-5-e1": (50.0, 6.0, None, None), "lr2e-4-e2": (60.0, 5.0, 2.0, 18.0)})}}
+    said = evidence.tuning_section(tuning, None)
+    assert "| 5e-5 | 50.0 ± 6.0 |  |" in said and "| 2e-4 |  | 60.0 ± 5.0 |" in said
+    assert "chose `lr2e-4-e2` (`--rl-lr 2e-4 --update-epochs 2`): 60.0 against the default's 50.0, 10.0 points " \
+           "ahead [+2.0, +18.0]" in said.replace("\n", " ")
+    assert "default pool" not in said
+    pool = {"command": "python assets/decide.py tune --gather --shares 0",
+            "summary": {"0": summary({"lr5e-5-e1": (70.0, 2.0, None, None), "lr2e-4-e2": (69.0, 3.0, -4.0, 2.0)})}}
+    said = evidence.tuning_section(tuning, pool).replace("\n", " ")
+    assert "`lr2e-4-e2` 69.0 against the default's 70.0, −1.0 points [−4.0, +2.0], not separable at 3 seeds" in said
+    tuning["chosen"] = None  # a sweep not finished chooses nothing, and says no more
+    assert "chose" not in evidence.tuning_section(tuning, pool) and "default pool" not in evidence.tuning_section(
+        tuning, pool)
