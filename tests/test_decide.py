@@ -59,10 +59,8 @@ def test_a_phase_runs_gathers_and_skips_what_is_finished(tmp_path, monkeypatch):
         tune(tmp_path)
 
 
-def test_a_sweep_not_finished_chooses_nothing_and_the_report_waits_for_it(tmp_path):
-    """A part of the grid (here none of it) gathered: no setting chosen, and the report phase refuses to start
-    without one rather than take a choice made on some of the runs."""
-    run = tmp_path / "part" / "tune" / "d0.9" / "lr5e-5-e1" / "seed0"  # one run of the two settings' grid
+def finished_by_hand(run):
+    """A finished run's files, made by hand: one RL step, evaluated."""
     run.mkdir(parents=True)
     rows = [{"stage": "sft_done", "eval/accuracy": 0.5, **{f"eval/accuracy_{f}": 0.5 for f in decide.FAMILIES}},
             {"stage": "rl", "step": 0, "reward/zero_std_frac": 0.5, "rollouts/total": 8, "eval/accuracy": 0.75,
@@ -70,6 +68,12 @@ def test_a_sweep_not_finished_chooses_nothing_and_the_report_waits_for_it(tmp_pa
     (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     (run / "summary.json").write_text(json.dumps({"time/total_s": 1.0, "time/rl_s": 1.0}))
     (run / "args.json").write_text(json.dumps(vars(mmr1.parse_args(["--dead-share", "0.9"]))))
+
+
+def test_a_sweep_not_finished_chooses_nothing_and_the_report_waits_for_it(tmp_path):
+    """A part of the grid (here none of it) gathered: no setting chosen, and the report phase refuses to start
+    without one rather than take a choice made on some of the runs."""
+    finished_by_hand(tmp_path / "part" / "tune" / "d0.9" / "lr5e-5-e1" / "seed0")  # one of the grid's two
     flags = ["--workdir", str(tmp_path / "part"), "--out", str(tmp_path), "--protocol", json.dumps(CLOCK)]
     out = decide.main(["tune", "--gather", "--settings", "lr5e-5-e1", "lr2e-4-e2", *flags])
     assert list(out["runs"]["0.9"]) == ["lr5e-5-e1"] and out["chosen"] is None
@@ -82,14 +86,7 @@ def test_a_sweep_not_finished_chooses_nothing_and_the_report_waits_for_it(tmp_pa
 def test_deviations_are_kept_across_gathers_once_each_and_only_for_their_protocol(tmp_path):
     """The report lists every departure from the protocol: one named at a gather stays in the JSON for the later
     gathers, is not listed twice, and does not follow the file into an experiment with another protocol."""
-    run = tmp_path / "runs" / "tune" / "d0.9" / "lr5e-5-e1" / "seed0"
-    run.mkdir(parents=True)
-    rows = [{"stage": "sft_done", "eval/accuracy": 0.5, **{f"eval/accuracy_{f}": 0.5 for f in decide.FAMILIES}},
-            {"stage": "rl", "step": 0, "reward/zero_std_frac": 0.5, "rollouts/total": 8, "eval/accuracy": 0.75,
-             **{f"eval/accuracy_{f}": 0.75 for f in decide.FAMILIES}}]
-    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    (run / "summary.json").write_text(json.dumps({"time/total_s": 1.0, "time/rl_s": 1.0}))
-    (run / "args.json").write_text(json.dumps(vars(mmr1.parse_args(["--dead-share", "0.9"]))))
+    finished_by_hand(tmp_path / "runs" / "tune" / "d0.9" / "lr5e-5-e1" / "seed0")
 
     def gather(*deviations, clock=CLOCK):
         return decide.main(["tune", "--gather", "--settings", "lr5e-5-e1", "--workdir", str(tmp_path / "runs"),
