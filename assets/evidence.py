@@ -4,6 +4,8 @@ computed from the committed files, so that no number there drifts from its sourc
 Sources:
     assets/decide.json        the decisive comparison of docs/protocol.md (assets/decide.py), once its runs are in:
                               then docs/when-vas-pays.md gains its section and README's answer comes from it
+    assets/tuning.json        the baseline's tuning sweep (assets/decide.py tune); assets/tuning-d0/tuning.json, the
+                              chosen setting beside the default on the default pool, measured after the choice
     assets/vas_compare.json   the dead-share comparison (assets/compare_vas.py): every run, every curve
     assets/ladder.json        the ablation ladder (assets/ladder.py, docs/experiments.md)
     assets/default_runs.json  the default run on six seeds, uniform beside posterior VAS (assets/default_runs.py),
@@ -608,7 +610,8 @@ def verdict(vs: dict, margin: float) -> str:
 
 
 def runs_of(data: dict, d: str) -> dict[str, list[dict]]:
-    return {arm: list(data["runs"][d][arm].values()) for arm in decide.ARMS}
+    """Each arm's (or setting's) run records at share d."""
+    return {name: list(seeds.values()) for name, seeds in data["runs"][d].items()}
 
 
 def secondary(data: dict, d: str) -> dict:
@@ -851,11 +854,16 @@ def tuning_section(tuning: dict, pool: dict | None) -> str:
         d = next(iter(pool["summary"]))
         x = pool["summary"][d]
         vs = x[chosen]["primary_vs_base"]
+        fam = {n: {"biggest": v["target"]["primary"], **v["families"]}
+               for n, v in secondary(pool, d).items() if n != "other"}
         text.append(fill(
             f"On the default pool (d = {share(d)}, the primary endpoint overall), measured after the choice and "
             f"not part of it (`{pool['command']}`, {x[default]['seeds']} seeds each, the same cold start): "
             f"`{chosen}` {num(x[chosen]['primary'])} against {default_s} {num(x[default]['primary'])}, "
-            f"{decided((vs['diff'], vs['low'], vs['high']), str(x[default]['seeds']))}."))
+            f"{decided((vs['diff'], vs['low'], vs['high']), str(x[default]['seeds']))}. By family (last "
+            f"{pool['protocol']['last_k']}, the mean over seeds): " + "; ".join(
+                f"{curve_name(f)} {num(fam[chosen][f])} against {num(fam[default][f])}" for f in decide.FAMILIES)
+            + "."))
     return "## The baseline, tuned (`assets/tuning.json`)\n\n" + "\n\n".join(text)
 
 

@@ -340,10 +340,17 @@ def test_the_tuning_sweep_is_tabled_by_its_json_and_its_choice_said_by_its_inter
     assert "chose `lr2e-4-e2` (`--rl-lr 2e-4 --update-epochs 2`): 60.0 against the default's 50.0, 10.0 points " \
            "ahead [+2.0, +18.0]" in said.replace("\n", " ")
     assert "default pool" not in said
-    pool = {"command": "python assets/decide.py tune --gather --shares 0",
+    runs = {n: {str(seed): run_record("0", n, seed, x) for seed in range(3)} for n, x in (("lr5e-5-e1", 70),
+                                                                                          ("lr2e-4-e2", 69))}
+    for r in runs["lr2e-4-e2"].values():  # the faster setting forgets shape: its last two evaluations at 30%
+        r["accuracy"]["shape"] = [0.5, 0.5, 0.3, 0.3]
+    pool = {"command": "python assets/decide.py tune --gather --shares 0", "protocol": PROTOCOL, "runs": {"0": runs},
             "summary": {"0": summary({"lr5e-5-e1": (70.0, 2.0, None, None), "lr2e-4-e2": (69.0, 3.0, -4.0, 2.0)})}}
     said = evidence.tuning_section(tuning, pool).replace("\n", " ")
     assert "`lr2e-4-e2` 69.0 against the default's 70.0, −1.0 points [−4.0, +2.0], not separable at 3 seeds" in said
+    # run_record's last two evaluations: "biggest" 0.7, colour 1, shape 0.5 (here 0.3), count 0.9
+    assert ('By family (last 2, the mean over seeds): "colour" 100.0 against 100.0; "biggest" 70.0 against 70.0; '
+            '"shape" 30.0 against 50.0; "count" 90.0 against 90.0.') in said
     tuning["chosen"] = None  # a sweep not finished chooses nothing, and says no more
     assert "chose" not in evidence.tuning_section(tuning, pool) and "default pool" not in evidence.tuning_section(
         tuning, pool)
