@@ -154,6 +154,9 @@ def main(argv: list[str] | None = None) -> dict:
                     "(decide.py tune) or name one with --setting")
     lane, lanes = map(int, a.lane.split("/"))
     cold = a.init_from
+    made = os.path.join(a.workdir, f"cold-{a.cold_seed}", "sft")
+    if not cold and a.gather and a.cold_seed is not None and os.path.isdir(made):
+        cold = made  # the gather names the cold start its runs came from
     if not cold and not a.gather:
         if a.cold_seed is None:
             p.error("--cold-seed S or --init-from DIR: the cold start every run of the phase starts from")
@@ -228,7 +231,8 @@ def gather(a, argv: list[str], cold: str, finished) -> dict:
                                         p["budget"], p["last_k"], p["target"],
                                         base="uniform" if a.phase == "report" else a.settings[0])
                for share, by in results.items()}
-    out = {"command": ("python assets/decide.py " + " ".join(argv)).strip(), "checkpoint": cold or a.checkpoint,
+    shown = [x for i, x in enumerate(argv) if "--deviation" not in (x, argv[i - 1] if i else "")]  # kept apart
+    out = {"command": ("python assets/decide.py " + " ".join(shown)).strip(), "checkpoint": cold or a.checkpoint,
            "cold_start": a.cold_start, "protocol": p, "protocol_commit": protocol_commit(),
            "setting": a.setting if a.phase == "report" else None, "deviations": a.deviations, "summary": summary,
            "runs": results}

@@ -97,7 +97,9 @@ def test_deviations_are_kept_across_gathers_once_each_and_only_for_their_protoco
     assert gather("lanes paused 4 min") == ["lanes paused 4 min"]
     assert gather() == ["lanes paused 4 min"]  # kept from the JSON
     assert gather("run rerun", "lanes paused 4 min") == ["lanes paused 4 min", "run rerun"]
-    assert json.load(open(tmp_path / "tuning.json"))["deviations"] == ["lanes paused 4 min", "run rerun"]
+    saved = json.load(open(tmp_path / "tuning.json"))
+    assert saved["deviations"] == ["lanes paused 4 min", "run rerun"]
+    assert saved["command"].startswith("python assets/decide.py tune --gather") and "rerun" not in saved["command"]
     assert gather(clock={**CLOCK, "num_test": 4}) == []  # another experiment: not its deviations
 
 
