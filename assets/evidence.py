@@ -810,7 +810,10 @@ def decisive_answer(data: dict) -> str:
         for d in SHARES)
     text = (f"**Does it pay?** {lead} The pre-registered experiment ([docs/protocol.md](docs/protocol.md), "
             f"`assets/decide.json`): from one cold start, {seeds_said(data)}, each run {num(p['budget'], 0)} rollouts "
-            f"on {DEFAULTS.num_rl} prompts with a dead share d; against uniform, the mean of the last {p['last_k']} "
+            f"on {DEFAULTS.num_rl} prompts with a dead share d, every arm at "
+            + (f"the tuned RL setting `{' '.join(decide.SETTINGS[data['setting']])}`"
+               if data.get("setting") in decide.SETTINGS else "the default RL setting")
+            + f"; against uniform, the mean of the last {p['last_k']} "
             f"evaluations, in points, 95% Welch intervals, margin {num(p['margin'], 0)}: {said}.")
     caption = ("Mean over the seeds, band min to max; " + ", ".join(
         f"`{arm}`: {name_of(flags)}" for arm, flags in decide.ARMS.items() if arm != "uniform") + ".")

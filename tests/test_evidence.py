@@ -312,12 +312,14 @@ def test_the_readme_answer_switches_to_the_decisive_comparison(tmp_path, monkeyp
     assert "`assets/decide.json`" in answer and "vas_compare" not in answer and "assets/decide.png" in answer
     assert answer.startswith("**Does it pay?** Yes: posterior VAS at λ = 0.5 (d = 0.9) ahead of uniform; focusing "
                              "VAS at λ = 1 (d = 0) behind it.")
+    assert "every arm at the tuned RL setting `--rl-lr 5e-5 --update-epochs 1`;" in answer.replace("\n", " ")
     # --write puts the answer on the first screen, the first run's block still whole on it, and the page's section
     # before the earlier comparison's
     readme = evidence.rewrite(open(evidence.README, encoding="utf-8").read(), blocks[evidence.README])
     lines = readme.splitlines()
     assert evidence.page_blocks(readme)["answer"] == answer
     assert lines.index("<!-- /evidence -->", lines.index("<!-- evidence: first-run -->")) <= evidence.FIRST_SCREEN
+    assert len(lines) <= 250  # tests/test_readme.py's bound, kept once the answer switches
     page = evidence.rewrite(open(evidence.PAGE, encoding="utf-8").read(), blocks[evidence.PAGE])
     assert evidence.page_blocks(page) == blocks[evidence.PAGE]
     assert page.index("<!-- evidence: decisive -->") < page.index("## The comparison (`assets/vas_compare.json`)")
