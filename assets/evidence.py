@@ -857,16 +857,17 @@ def tuning_section(tuning: dict, pool: dict | None) -> str:
         d = next(iter(pool["summary"]))
         x = pool["summary"][d]
         vs = x[chosen]["primary_vs_base"]
-        fam = {n: {"biggest": v["target"]["primary"], **v["families"]}
-               for n, v in secondary(pool, d).items() if n != "other"}
+        k, runs = pool["protocol"]["last_k"], runs_of(pool, d)
+        last = {n: {f: [endpoints.last_k_mean(100 * np.asarray(r["accuracy"][f]), k) for r in rs]
+                    for f in decide.FAMILIES} for n, rs in runs.items()}
         text.append(fill(
             f"On the default pool (d = {share(d)}, the primary endpoint overall), measured after the choice and "
             f"not part of it (`{pool['command']}`, {x[default]['seeds']} seeds each, the same cold start): "
             f"`{chosen}` {num(x[chosen]['primary'])} against {default_s} {num(x[default]['primary'])}, "
-            f"{decided((vs['diff'], vs['low'], vs['high']), str(x[default]['seeds']))}. By family (last "
-            f"{pool['protocol']['last_k']}, the mean over seeds): " + "; ".join(
-                f"{curve_name(f)} {num(fam[chosen][f])} against {num(fam[default][f])}" for f in decide.FAMILIES)
-            + "."))
+            f"{decided((vs['diff'], vs['low'], vs['high']), str(x[default]['seeds']))}. By family (last {k}, the "
+            f"mean over seeds, the difference with its 95% Welch interval): " + "; ".join(
+                f"{curve_name(f)} {num(np.mean(last[chosen][f]))} against {num(np.mean(last[default][f]))}, "
+                f"{cell(endpoints.welch(last[chosen][f], last[default][f]))}" for f in decide.FAMILIES) + "."))
     return "## The baseline, tuned (`assets/tuning.json`)\n\n" + "\n\n".join(text)
 
 

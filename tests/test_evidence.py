@@ -351,8 +351,9 @@ def test_the_tuning_sweep_is_tabled_by_its_json_and_its_choice_said_by_its_inter
     said = evidence.tuning_section(tuning, pool).replace("\n", " ")
     assert "`lr2e-4-e2` 69.0 against the default's 70.0, −1.0 points [−4.0, +2.0], not separable at 3 seeds" in said
     # run_record's last two evaluations: "biggest" 0.7, colour 1, shape 0.5 (here 0.3), count 0.9
-    assert ('By family (last 2, the mean over seeds): "colour" 100.0 against 100.0; "biggest" 70.0 against 70.0; '
-            '"shape" 30.0 against 50.0; "count" 90.0 against 90.0.') in said
+    assert ('By family (last 2, the mean over seeds, the difference with its 95% Welch interval): "colour" 100.0 '
+            'against 100.0, +0.0 [+0.0, +0.0]; "biggest" 70.0 against 70.0, +0.0 [+0.0, +0.0]; "shape" 30.0 against '
+            '50.0, −20.0 [−20.0, −20.0]; "count" 90.0 against 90.0, +0.0 [+0.0, +0.0].') in said
     tuning["chosen"] = None  # a sweep not finished chooses nothing, and says no more
     assert "chose" not in evidence.tuning_section(tuning, pool) and "default pool" not in evidence.tuning_section(
         tuning, pool)
