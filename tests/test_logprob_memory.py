@@ -57,12 +57,12 @@ def test_chunked_logprobs_and_gradients_equal_the_definition(monkeypatch, shared
 
 
 def test_peak_memory_stays_under_one_logits_tensor():
-    """Less than half Qwen's vocabulary, to be quick. What shrinks with N C is the logits; what does not is
-    the model's own activations and the few (V, H) gradients of the lm_head (tied to the embedding): ~0.75
-    of (N, C, V) here, ~0.35 at V = 151,936 (5.1 before chunking)."""
+    """Less than half Qwen's vocabulary and C = 128, to be quick. What shrinks with N C is the logits; what
+    does not is the model's own activations and the few (V, H) gradients of the lm_head (tied to the
+    embedding): ~0.73 of (N, C, V) here (3.1 with LOGIT_CHUNK past C: no chunking), ~0.35 at V = 151,936."""
     proc = subprocess.run([sys.executable, "assets/bench_logprob_memory.py", "--vocab", "65536", "--group",
-                           "8", "--completion", "256"], cwd=ROOT, capture_output=True,
+                           "8", "--completion", "128"], cwd=ROOT, capture_output=True,
                           text=True, timeout=600, env=dict(os.environ, OMP_NUM_THREADS="1"))
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.splitlines()[-1])
-    assert result["logits_gb"] > 0.5 and result["ratio"] <= 1.0, result
+    assert result["logits_gb"] > 0.25 and result["ratio"] <= 1.0, result
