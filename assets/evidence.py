@@ -6,6 +6,7 @@ Sources:
                               then docs/when-vas-pays.md gains its section and README's answer comes from it
     assets/tuning.json        the baseline's tuning sweep (assets/decide.py tune); assets/tuning-d0/tuning.json, the
                               chosen setting beside the default on the default pool, measured after the choice
+    assets/draws.json         where each VAS arm of assets/decide.json spent its groups, by family (assets/draws.py)
     assets/vas_compare.json   the dead-share comparison (assets/compare_vas.py): every run, every curve
     assets/ladder.json        the ablation ladder (assets/ladder.py, docs/experiments.md)
     assets/default_runs.json  the default run on six seeds, uniform beside posterior VAS (assets/default_runs.py),
@@ -47,6 +48,7 @@ TOY_TASK = os.path.join(ROOT, "docs", "toy-task.md")
 DEFAULT_RUNS = os.path.join(ROOT, "assets", "default_runs.json")  # the default runs' record, once measured
 DECIDE, TUNING = os.path.join(ROOT, "assets", "decide.json"), os.path.join(ROOT, "assets", "tuning.json")
 TUNING_POOL = os.path.join(ROOT, "assets", "tuning-d0", "tuning.json")  # two settings on the default pool, after
+DRAWS = os.path.join(ROOT, "assets", "draws.json")  # where each VAS arm's groups went, by family (assets/draws.py)
 DEFAULTS = mmr1.Args()
 WIDTH = 115  # the pages' line length
 
@@ -712,6 +714,30 @@ def deviations_said(data: dict) -> str:
                                                if said else "none listed.")
 
 
+def draws_table(data: dict, draws: dict) -> str:
+    """Where each VAS arm spent its groups (assets/draws.json): per share and family of the pool, its share of the
+    pool, each VAS arm's share of the groups, and each arm's last-k held-out accuracy on the family."""
+    k, vas = data["protocol"]["last_k"], [arm for arm in decide.ARMS if arm != "uniform"]
+    seeds = listed(sorted({str(by[arm]["seeds"]) for by in draws["shares"].values() for arm in vas if arm in by}))
+    rows = ["| d | family | pool | " + " | ".join(f"{name_of(decide.ARMS[arm])}: groups" for arm in vas)
+            + " | " + " | ".join(f"{name_of(decide.ARMS[arm])}: last {k}" for arm in decide.ARMS) + " |",
+            "|" + " --- |" * (3 + len(vas) + len(decide.ARMS))]
+    for d in (d for d in SHARES if "pool" in draws["shares"].get(d, {})):
+        by, runs = draws["shares"][d], runs_of(data, d)
+        for f, pool in by["pool"].items():
+            rows.append(f"| {share(d)} | {curve_name(f)} | {num(pool, 2)} | " + " | ".join(
+                num(by[arm]["families"][f], 2) if arm in by else "" for arm in vas) + " | " + " | ".join(
+                num(np.mean([endpoints.last_k_mean(100 * np.asarray(r["accuracy"][f]), k) for r in runs[arm]]))
+                for arm in decide.ARMS) + " |")
+    return fill(f"Where each VAS arm spent its groups (`{draws['command']}`, {seeds} seeds an arm): per family of the "
+                f"RL pool, the family's share of the pool (a uniform draw's share), each VAS arm's share of its "
+                f"groups (counted by its sampler with its own decay, the mean over the seeds), and each arm's "
+                f"last-{k} held-out accuracy on the family (the mean over the seeds; the held-out items are every "
+                f"family's, whatever the pool holds). In a dead pool the \"colour\" prompts are the always-solved "
+                f"ones, the \"shape\" prompts the never-solved octagons, the \"biggest\" prompts the live ones:"
+                ) + "\n\n" + "\n".join(rows)
+
+
 def protocol_commit(data: dict) -> str:
     """The protocol's commit: as decide.json records it, else docs/protocol.md's last commit at generation."""
     if data.get("protocol_commit"):
@@ -788,7 +814,8 @@ def decisive_section(data: dict) -> str:
                          f"`{arm}` is {name_of(flags)}" for arm, flags in decide.ARMS.items() if arm != "uniform")
                      + "."))
     shares = [f"**d = {share(d)}**\n\n{share_table(data, d)}\n\n{fill(share_decides(data, d))}" for d in SHARES]
-    return head + "\n\n".join([setup, figure, *shares, fill(focus_checks(data)), fill(deviations_said(data))])
+    draws = [draws_table(data, json.load(open(DRAWS)))] if os.path.exists(DRAWS) else []
+    return head + "\n\n".join([setup, figure, *shares, fill(focus_checks(data)), *draws, fill(deviations_said(data))])
 
 
 def decisive_answer(data: dict) -> str:

@@ -10,6 +10,7 @@ import sys
 
 import matplotlib.pyplot as plt
 import pytest
+import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets"))
 import decide  # noqa: E402
@@ -205,3 +206,22 @@ def test_the_protocol_page_states_what_the_runner_runs():
     assert (p["budget"], p["eval_rollouts"], p["num_test"], p["last_k"], p["margin"]) == (10240, 1280, 800, 4, 4.0)
     assert (p["seeds"], p["add_seeds"], p["max_seeds"], p["tune_seeds"], p["target"]) == (20, 5, 40, 3, 0.8)
     assert decide.CURVE == {0.9: "biggest", 0.0: "all"} and "last 4 evaluations" in page
+
+
+def test_draws_shares_each_family_of_the_runs_own_pool(tmp_path):
+    """assets/draws.py: a family's share of a run's (decayed) groups is the sum over its prompts over the total;
+    the pool is rebuilt from the run's args.json. At d = 0.9 the default 256 prompts hold round(0.9 * 256) = 230
+    dead, 115 always-solved "colour" and 115 never-solved "shape", and 26 live "biggest"."""
+    import draws
+    assert draws.family_shares(["a", "b", "a", "c"], [1, 2, 3, 0]) == {"a": 4 / 6, "b": 2 / 6, "c": 0.0}
+    for seed, weight in ((0, 1.0), (1, 3.0)):  # every prompt drawn alike; the scale of the counts cancels
+        run = tmp_path / "report" / "d0.9" / "vas-select" / f"seed{seed}"
+        finished_by_hand(run)
+        torch.save({"sampler": {"evidence": {"groups": [weight] * 256}}}, run / "checkpoint.pt")
+    finished_by_hand(tmp_path / "report" / "d0.9" / "vas" / "seed0")  # begun, never finished: left out
+    (tmp_path / "report" / "d0.9" / "vas" / "seed0" / "summary.json").unlink()
+    out = draws.main(["--workdir", str(tmp_path), "--out", str(tmp_path / "draws.json")])
+    pool = {"biggest": 26 / 256, "colour": 115 / 256, "shape": 115 / 256}
+    assert out["shares"]["0.9"]["pool"] == pytest.approx(pool) and list(out["shares"]["0"]) == []
+    assert out["shares"]["0.9"]["vas-select"] == {"seeds": 2, "families": pytest.approx(pool)}
+    assert "vas" not in out["shares"]["0.9"] and json.load(open(tmp_path / "draws.json")) == out

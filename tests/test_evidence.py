@@ -264,6 +264,25 @@ def test_the_departures_from_the_protocol_are_listed_whether_or_not_the_runs_are
         assert "Departures from the protocol: (1) Lanes paused 4 minutes. (2) A run rerun." in section
 
 
+def test_where_each_vas_arm_spent_its_groups_is_tabled_by_family(tmp_path, monkeypatch):
+    """assets/draws.json's shares beside each arm's last-2 accuracy on the family (run_record: "shape" 0.5 every
+    evaluation, "biggest" at d = 0 the other curve, 0.7 at the last two); absent, the section has no such table."""
+    data = write_decide(tmp_path / "decide.json", monkeypatch)
+    monkeypatch.setattr(evidence, "DRAWS", str(tmp_path / "absent.json"))
+    assert "Where each VAS arm spent its groups" not in evidence.decisive_section(data)
+    pool = {"biggest": 0.25, "colour": 0.25, "count": 0.25, "shape": 0.25}
+    draws = {"command": "python assets/draws.py", "shares": {"0": {
+        "pool": pool, "vas": {"seeds": 4, "families": pool},
+        "vas-select": {"seeds": 4, "families": {"biggest": 0.2, "colour": 0.05, "count": 0.15, "shape": 0.6}}}}}
+    json.dump(draws, open(tmp_path / "draws.json", "w"))
+    monkeypatch.setattr(evidence, "DRAWS", str(tmp_path / "draws.json"))
+    section = evidence.blocks()[evidence.PAGE]["decisive"]
+    assert "(`python assets/draws.py`, 4 seeds an arm)" in section.replace("\n", " ")
+    assert '| 0 | "shape" | 0.25 | 0.25 | 0.60 | 50.0 | 50.0 | 50.0 |' in section
+    assert '| 0 | "biggest" | 0.25 | 0.25 | 0.20 | 70.0 | 70.0 | 70.0 |' in section
+    assert "| 0.9 |" not in section.split("Where each VAS arm")[1]  # no share draws.json lacks
+
+
 def test_rollouts_to_the_target_are_a_restricted_mean(tmp_path, monkeypatch):
     """Posterior VAS at d = 0.9: one of 4 seeds reaches 80% at 1,280, three never (censored at 3,840): the
     restricted mean 1,280 + 2,560 * 3/4 = 3,200, reached 0.25; Greenwood: (2,560 * 3/4)^2 / (4 * 3), its root 554.3;

@@ -1,0 +1,66 @@
+"""Where each VAS arm of the decisive comparison spent its groups, by family.
+
+A VAS sampler's evidence holds, per prompt, the groups drawn of it, each multiplied by the decay (`--vas-decay`)
+once a step since: at a run's end, a count of its groups that weighs the recent ones a little more. Summed over each
+family of the run's own pool and divided by the total, it is the share of the run's groups each family had; a
+uniform draw's share is the family's share of the pool. From each finished run's checkpoint.pt under the work
+directory of `decide.py report`:
+    python assets/draws.py --workdir runs/decide      # writes assets/draws.json
+"""
+import argparse
+import dataclasses
+import json
+import os
+import sys
+
+import numpy as np
+import torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, "assets"))
+import data  # noqa: E402
+import decide  # noqa: E402
+import mmr1  # noqa: E402
+
+
+def pool_families(run: str) -> list[str]:
+    """The family of each prompt of the run's RL pool, in the sampler's order (data.toy_splits of its flags)."""
+    saved = json.load(open(os.path.join(run, "args.json")))
+    args = mmr1.Args(**{f.name: saved[f.name] for f in dataclasses.fields(mmr1.Args) if f.name in saved})
+    return [ex.family for ex in data.toy_splits(dataclasses.replace(args, num_sft=0, num_test=0))["rl"]]
+
+
+def family_shares(families: list[str], groups) -> dict[str, float]:
+    """Each family's share of the (decayed) groups: sum over its prompts, over the total."""
+    groups = np.asarray(groups, dtype=float)
+    return {f: float(groups[[x == f for x in families]].sum() / groups.sum()) for f in sorted(set(families))}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--workdir", default=os.path.join(ROOT, "runs", "decide"), help="decide.py report's --workdir")
+    p.add_argument("--out", default=os.path.join(ROOT, "assets", "draws.json"))
+    a = p.parse_args(argv)
+    out = {"command": "python assets/draws.py " + " ".join(argv if argv is not None else sys.argv[1:]), "shares": {}}
+    for d in decide.CURVE:
+        share = out["shares"].setdefault(f"{d:g}", {})
+        for arm in (arm for arm, flags in decide.ARMS.items() if "--vas" in flags):
+            root = os.path.join(a.workdir, "report", f"d{d:g}", arm)
+            runs = sorted(os.path.join(root, s) for s in os.listdir(root) if os.path.exists(
+                os.path.join(root, s, "summary.json"))) if os.path.isdir(root) else []
+            if not runs:
+                continue
+            families = pool_families(runs[0])
+            share["pool"] = family_shares(families, np.ones(len(families)))
+            seeds = [family_shares(families, torch.load(os.path.join(r, "checkpoint.pt"), weights_only=True)
+                                   ["sampler"]["evidence"]["groups"]) for r in runs]
+            share[arm] = {"seeds": len(seeds), "families": {f: float(np.mean([s[f] for s in seeds]))
+                                                            for f in seeds[0]}}
+    json.dump(out, open(a.out, "w"), indent=1)
+    print(json.dumps(out, indent=1))
+    return out
+
+
+if __name__ == "__main__":
+    main()
