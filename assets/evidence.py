@@ -542,8 +542,9 @@ def decides(c: dict) -> str:
     return "\n".join(fill(b, "- ", "  ") for b in bullets)
 
 
-def choice(c: dict) -> str:
-    """Which VAS `--vas` runs, and what the comparison says about that choice."""
+def choice(c: dict, data: dict | None = None) -> str:
+    """Which VAS `--vas` runs, and what the comparison says about that choice; once the decisive comparison's runs
+    are all in, what its intervals decide for each VAS, share by share."""
     split = [f"{arm_name(a)} at d = {share(d)}" for d, arms in c["shares"].items() for a in arms if is_vas(a) and any(
         separable(arms[a]["vs"][k]) for k in ("target_accuracy", "accuracy"))]
     _, n, t, b, pool = BILLS[3]  # the presets
@@ -553,15 +554,33 @@ def choice(c: dict) -> str:
         f"T_update costs {num(bill, 0)} scoring rollouts per training rollout at the presets' B on a {num(pool, 0)}-prompt pool. On held-out accuracy "
         + (f"this comparison separates {listed(split)} from uniform. " if split else
            "this comparison separates no VAS from uniform at its seeds, so it does not show that either VAS pays. ")
-        + "The experiment that is to decide, its endpoint and seeds fixed before its runs: [protocol.md](protocol.md).")
+        + ("The experiment that is to decide, its endpoint and seeds fixed before its runs: [protocol.md](protocol.md)."
+           if not complete(data) else decisive_choice(data)))
 
 
-def comparison_blocks(c: dict) -> dict[str, str]:
-    """docs/when-vas-pays.md's comparison section, from assets/vas_compare.json alone."""
+def decisive_choice(data: dict) -> str:
+    """Per VAS arm, what the decisive comparison's intervals decide at each share, and the choice that follows."""
+    said = []
+    for arm in (arm for arm in decide.ARMS if arm != "uniform"):
+        words = {d: verdict(data["summary"][d][arm]["primary_vs_base"], data["protocol"]["margin"]) for d in SHARES}
+        ahead, behind = ([f"d = {share(d)}" for d, w in words.items() if w.startswith(side)]
+                         for side in ("ahead", "behind"))
+        follows = (f"it pays at {listed(ahead)} and costs at {listed(behind)}: the pool decides whether to type it"
+                   if ahead and behind else f"it pays at {listed(ahead)}" if ahead else
+                   f"it costs at {listed(behind)}: do not type it there" if behind else "no share shows it pays")
+        said.append(f"{name_of(decide.ARMS[arm])}: " + ", ".join(f"{w} at d = {share(d)}" for d, w in words.items())
+                    + f" ({follows})")
+    return ("The pre-registered experiment (the decisive comparison above, its primary endpoint against uniform) "
+            "decides: " + "; ".join(said) + ".")
+
+
+def comparison_blocks(c: dict, data: dict | None = None) -> dict[str, str]:
+    """docs/when-vas-pays.md's comparison section, from assets/vas_compare.json alone; its last sentence from
+    assets/decide.json once that experiment's runs are all in."""
     figure = "![held-out accuracy against rollouts by dead share](../assets/vas_compare.png)\n"
     figure += fill(figure_caption(c))
     return {"setup": setup(c), "figure": figure, "to-target": to_target_table(c), "final": final_table(c),
-            "decides": decides(c), "choice": choice(c)}
+            "decides": decides(c), "choice": choice(c, data)}
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -904,7 +923,7 @@ def blocks() -> dict[str, dict[str, str]]:
     c, data = comparison(), load_decide()
     tuning, pool = (json.load(open(f)) if os.path.exists(f) else None for f in (TUNING, TUNING_POOL))
     page = {"bill": bill_table(), **({"tuning": tuning_section(tuning, pool)} if tuning else {}),
-            **({"decisive": decisive_section(data)} if data else {}), **comparison_blocks(c)}
+            **({"decisive": decisive_section(data)} if data else {}), **comparison_blocks(c, data)}
     return {README: {"answer": decisive_answer(data) if complete(data) else readme_answer(c),
                      "first-run": readme_first_run(default_run()), "bill": bill_sentence(),
                      "ladder": ladder_sentence()},

@@ -283,6 +283,21 @@ def test_where_each_vas_arm_spent_its_groups_is_tabled_by_family(tmp_path, monke
     assert "| 0.9 |" not in section.split("Where each VAS arm")[1]  # no share draws.json lacks
 
 
+def test_which_vas_to_type_follows_the_decisive_verdicts_once_they_are_in(tmp_path, monkeypatch):
+    write_decide(tmp_path / "decide.json", monkeypatch, drop=[("0", "vas", 3)])  # one run missing: decides nothing
+    said = evidence.blocks()[evidence.PAGE]["choice"].replace("\n", " ")
+    assert said.endswith("its endpoint and seeds fixed before its runs: [protocol.md](protocol.md).")
+    write_decide(tmp_path / "decide.json", monkeypatch)
+    said = evidence.blocks()[evidence.PAGE]["choice"].replace("\n", " ")
+    assert said.endswith("decides: posterior VAS at λ = 0.5: ahead at d = 0.9, equal within 4 points at d = 0 (it "
+                         "pays at d = 0.9); focusing VAS at λ = 1: not decided at d = 0.9, behind at d = 0 (it costs at "
+                         "d = 0: do not type it there).")
+    write_decide(tmp_path / "decide.json", monkeypatch, {("0.9", "vas-select"): [71, 71, 73, 73]})
+    said = evidence.blocks()[evidence.PAGE]["choice"].replace("\n", " ")
+    assert "focusing VAS at λ = 1: ahead at d = 0.9, behind at d = 0 (it pays at d = 0.9 and costs at d = 0: the " \
+           "pool decides whether to type it)." in said
+
+
 def test_rollouts_to_the_target_are_a_restricted_mean(tmp_path, monkeypatch):
     """Posterior VAS at d = 0.9: one of 4 seeds reaches 80% at 1,280, three never (censored at 3,840): the
     restricted mean 1,280 + 2,560 * 3/4 = 3,200, reached 0.25; Greenwood: (2,560 * 3/4)^2 / (4 * 3), its root 554.3;
