@@ -630,6 +630,11 @@ def verdict(vs: dict, margin: float) -> str:
     return word + " points" if word[-1].isdigit() else word
 
 
+def last_k(runs: list[dict], curve: str, k: int) -> list[float]:
+    """Each run's mean of its last k evaluations on `curve`, in points."""
+    return [endpoints.last_k_mean(100 * np.asarray(r["accuracy"][curve]), k) for r in runs]
+
+
 def runs_of(data: dict, d: str) -> dict[str, list[dict]]:
     """Each arm's (or setting's) run records at share d."""
     return {name: list(seeds.values()) for name, seeds in data["runs"][d].items()}
@@ -646,7 +651,7 @@ def secondary(data: dict, d: str) -> dict:
         if any(r[key] is not None for r in rs) else None  # noqa: E731
     return {"other": other, **{arm: {
         "other": by[other][arm], "target": by[p["target_family"]][arm],
-        "families": {f: np.mean([endpoints.last_k_mean(100 * np.asarray(r["accuracy"][f]), p["last_k"]) for r in rs])
+        "families": {f: np.mean(last_k(rs, f, p["last_k"]))
                      for f in ("colour", "shape", "count")},
         "all_equal": mean(rs, "all_equal"), "dead_drawn": mean(rs, "dead_drawn")} for arm, rs in runs.items()}}
 
@@ -746,7 +751,7 @@ def draws_table(data: dict, draws: dict) -> str:
         for f, pool in by["pool"].items():
             rows.append(f"| {share(d)} | {curve_name(f)} | {num(pool, 2)} | " + " | ".join(
                 num(by[arm]["families"][f], 2) if arm in by else "" for arm in vas) + " | " + " | ".join(
-                num(np.mean([endpoints.last_k_mean(100 * np.asarray(r["accuracy"][f]), k) for r in runs[arm]]))
+                num(np.mean(last_k(runs[arm], f, k)))
                 for arm in decide.ARMS) + " |")
     return fill(f"Where each VAS arm spent its groups (`{draws['command']}`, {seeds} seeds an arm): per family of the "
                 f"RL pool, the family's share of the pool (a uniform draw's share), each VAS arm's share of its "
@@ -904,8 +909,7 @@ def tuning_section(tuning: dict, pool: dict | None) -> str:
         x = pool["summary"][d]
         vs = x[chosen]["primary_vs_base"]
         k, runs = pool["protocol"]["last_k"], runs_of(pool, d)
-        last = {n: {f: [endpoints.last_k_mean(100 * np.asarray(r["accuracy"][f]), k) for r in rs]
-                    for f in decide.FAMILIES} for n, rs in runs.items()}
+        last = {n: {f: last_k(rs, f, k) for f in decide.FAMILIES} for n, rs in runs.items()}
         text.append(fill(
             f"On the default pool (d = {share(d)}, the primary endpoint overall), measured after the choice and "
             f"not part of it (`{pool['command']}`, {x[default]['seeds']} seeds each, the same cold start): "
