@@ -558,6 +558,22 @@ def choice(c: dict, data: dict | None = None) -> str:
            if not complete(data) else decisive_choice(data)))
 
 
+def trade_offs(data: dict) -> list[str]:
+    """Each arm ahead of uniform (or behind) on a share's primary endpoint whose other curve, a secondary endpoint,
+    points the other way by an interval that excludes 0: what its gain costs (or its loss buys)."""
+    said = []
+    for d in SHARES:
+        sec = secondary(data, d)
+        for arm in (arm for arm in decide.ARMS if arm != "uniform"):
+            word = verdict(data["summary"][d][arm]["primary_vs_base"], data["protocol"]["margin"])
+            vs = sec[arm]["other"]["primary_vs_base"]
+            if (word.startswith("ahead") and vs["high"] < 0) or (word.startswith("behind") and vs["low"] > 0):
+                said.append(f"{name_of(decide.ARMS[arm])} {word.split()[0]} at d = {share(d)} on "
+                            f"{curve_name(decide.CURVE[float(d)])} only: on {curve_name(sec['other'])} it is "
+                            f"{cell((vs['diff'], vs['low'], vs['high']))}")
+    return said
+
+
 def decisive_choice(data: dict) -> str:
     """Per VAS arm, what the decisive comparison's intervals decide at each share, and the choice that follows."""
     said = []
@@ -570,8 +586,10 @@ def decisive_choice(data: dict) -> str:
                    f"it costs at {listed(behind)}: do not type it there" if behind else "no share shows it pays")
         said.append(f"{name_of(decide.ARMS[arm])}: " + ", ".join(f"{w} at d = {share(d)}" for d, w in words.items())
                     + f" ({follows})")
+    trades = trade_offs(data)
     return ("The pre-registered experiment (the decisive comparison above, its primary endpoint against uniform) "
-            "decides: " + "; ".join(said) + ".")
+            "decides: " + "; ".join(said) + "." + (f" A secondary endpoint points the other way: {'; '.join(trades)}."
+                                                   if trades else ""))
 
 
 def comparison_blocks(c: dict, data: dict | None = None) -> dict[str, str]:
@@ -865,7 +883,8 @@ def decisive_answer(data: dict) -> str:
             + (f"the tuned RL setting `{' '.join(decide.SETTINGS[data['setting']])}`"
                if data.get("setting") in decide.SETTINGS else "the default RL setting")
             + f"; against uniform, the mean of the last {p['last_k']} "
-            f"evaluations, in points, 95% Welch intervals, margin {num(p['margin'], 0)}: {said}.")
+            f"evaluations, in points, 95% Welch intervals, margin {num(p['margin'], 0)}: {said}."
+            + "".join(f" {t[0].upper()}{t[1:]} (a secondary endpoint)." for t in trade_offs(data)))
     caption = ("Mean over the seeds, band min to max; " + ", ".join(
         f"`{arm}`: {name_of(flags)}" for arm, flags in decide.ARMS.items() if arm != "uniform") + ".")
     return fill(text) + "\n\n![held-out accuracy against rollouts, the decisive comparison](assets/decide.png)\n" + \

@@ -334,6 +334,23 @@ def test_a_block_of_seeds_due_decides_nothing(tmp_path, monkeypatch):
     assert not any(word in section for word in DECISIONS)
 
 
+def test_a_gain_the_other_curve_pays_for_is_said_with_it(tmp_path, monkeypatch):
+    """run_record's other curve ends at 0.7 for every run; here focusing VAS's falls to 0.6 at d = 0.9 (and
+    posterior VAS's to 0.69, an interval that holds 0), so its gain on "biggest" (+10.0) costs all families
+    -10.0 [-10.0, -10.0]."""
+    data = write_decide(tmp_path / "decide.json", monkeypatch, {("0.9", "vas-select"): [71, 71, 73, 73]})
+    assert evidence.trade_offs(data) == []
+    for arm, last in (("vas-select", [0.6] * 4), ("vas", [0.69, 0.7, 0.7, 0.7])):
+        for r, x in zip(data["runs"]["0.9"][arm].values(), last):
+            r["accuracy"]["all"][-2:] = [x, x]
+    json.dump(data, open(tmp_path / "decide.json", "w"))
+    said = ('focusing VAS at λ = 1 ahead at d = 0.9 on "biggest" only: on all families it is −10.0 [−10.0, −10.0]')
+    assert evidence.trade_offs(data) == [said]
+    assert f"{said[0].upper()}{said[1:]} (a secondary endpoint)." in \
+        evidence.blocks()[evidence.README]["answer"].replace("\n", " ")
+    assert evidence.decisive_choice(data).endswith(f"A secondary endpoint points the other way: {said}.")
+
+
 def test_the_readme_answer_switches_to_the_decisive_comparison(tmp_path, monkeypatch):
     monkeypatch.setattr(evidence, "DECIDE", str(tmp_path / "absent.json"))
     blocks = evidence.blocks()
