@@ -99,11 +99,11 @@ def plan(phase: str, a, finished) -> list[tuple[float, str, int, list[str]]]:
     if phase == "tune":
         return [(s, name, seed, SETTINGS[name]) for seed in range(p["tune_seeds"]) for s in a.shares
                 for name in a.settings]
-    runs, n = [], {s: p["seeds"] for s in a.shares}
+    runs, n, first = [], {s: p["seeds"] for s in a.shares}, p.get("first_seed", 0)  # a replication: other seeds
     setting = SETTINGS[a.setting] if a.setting else []
     while True:
-        runs = [(s, arm, seed, [*setting, *ARMS[arm]]) for seed in range(max(n.values())) for s in a.shares
-                if seed < n[s] for arm in a.arms]
+        runs = [(s, arm, seed, [*setting, *ARMS[arm]]) for seed in range(first, first + max(n.values()))
+                for s in a.shares if seed - first < n[s] for arm in a.arms]
         grow = [s for s in a.shares if n[s] < p["max_seeds"] and widest(s, a, finished, n[s]) > p["margin"]]
         if not grow:
             return runs
@@ -113,8 +113,9 @@ def plan(phase: str, a, finished) -> list[tuple[float, str, int, list[str]]]:
 
 def widest(share: float, a, finished, n: int) -> float:
     """The widest half-width, over arms, of the primary endpoint's interval against uniform at this share with
-    seeds 0..n-1; 0 while any of those runs is unfinished (no decision on part of a block)."""
-    records = {arm: [finished(share, arm, seed) for seed in range(n)] for arm in a.arms}
+    the first n seeds; 0 while any of those runs is unfinished (no decision on part of a block)."""
+    first = a.protocol.get("first_seed", 0)
+    records = {arm: [finished(share, arm, seed) for seed in range(first, first + n)] for arm in a.arms}
     if any(r is None for rs in records.values() for r in rs) or "uniform" not in records:
         return 0.0
     got = endpoints.compare(records, CURVE[share], a.protocol["budget"], a.protocol["last_k"], a.protocol["target"])

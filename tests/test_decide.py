@@ -159,6 +159,9 @@ def test_more_seeds_only_where_the_interval_is_too_wide_and_the_block_finished()
     assert {arm for _, arm, _, _ in runs} == {"uniform", "vas"}
     assert runs[0][:3] == (0.9, "uniform", 0) and runs[1][:3] == (0.9, "vas", 0)  # seed-major
     assert len(decide.plan("report", a, lambda share, arm, seed: None)) == 2 * 2 * 4  # unfinished: no decision
+    a.protocol["first_seed"] = 100  # a replication's other seeds, under the same rule
+    runs = decide.plan("report", a, lambda share, arm, seed: finished(share, arm, seed - 100))
+    assert seeds(0.0) == [100, 101, 102, 103] and seeds(0.9) == list(range(100, 108))
 
 
 def test_each_arm_has_one_colour_in_every_panel_and_the_legend_names_every_arm():
