@@ -7,6 +7,8 @@ Sources:
     assets/tuning.json        the baseline's tuning sweep (assets/decide.py tune); assets/tuning-d0/tuning.json, the
                               chosen setting beside the default on the default pool, measured after the choice
     assets/draws.json         where each VAS arm of assets/decide.json spent its groups, by family (assets/draws.py)
+    assets/replicate/decide.json  docs/replication.md's runs (the same runner, a second cold start): once they and
+                              assets/decide.json's are all in, that page's results block comes from it
     assets/vas_compare.json   the dead-share comparison (assets/compare_vas.py): every run, every curve
     assets/ladder.json        the ablation ladder (assets/ladder.py, docs/experiments.md)
     assets/default_runs.json  the default run on six seeds, uniform beside posterior VAS (assets/default_runs.py),
@@ -15,7 +17,7 @@ Sources:
 Each block sits in its page between `<!-- evidence: NAME -->` and `<!-- /evidence -->`:
 
     python assets/evidence.py            # print every block
-    python assets/evidence.py --write    # rewrite the blocks in README.md and docs/when-vas-pays.md
+    python assets/evidence.py --write    # rewrite the blocks in README.md, docs/when-vas-pays.md, replication.md
     python assets/evidence.py --check    # exit 1 when a page's block is not what its source gives
 
 tests/test_evidence.py checks every block, and that every other number on those pages is a setting the code
@@ -48,6 +50,8 @@ TOY_TASK = os.path.join(ROOT, "docs", "toy-task.md")
 DEFAULT_RUNS = os.path.join(ROOT, "assets", "default_runs.json")  # the default runs' record, once measured
 DECIDE, TUNING = os.path.join(ROOT, "assets", "decide.json"), os.path.join(ROOT, "assets", "tuning.json")
 TUNING_POOL = os.path.join(ROOT, "assets", "tuning-d0", "tuning.json")  # two settings on the default pool, after
+REPLICATE = os.path.join(ROOT, "assets", "replicate", "decide.json")  # docs/replication.md's runs, once gathered
+REPLICATION = os.path.join(ROOT, "docs", "replication.md")
 DRAWS = os.path.join(ROOT, "assets", "draws.json")  # where each VAS arm's groups went, by family (assets/draws.py)
 DEFAULTS = mmr1.Args()
 WIDTH = 115  # the pages' line length
@@ -615,11 +619,11 @@ def load_decide() -> dict | None:
     return json.load(open(DECIDE)) if os.path.exists(DECIDE) else None
 
 
-def planned_seeds(data: dict, d: str) -> int:
+def planned_seeds(data: dict, d: str, arms=tuple(decide.ARMS)) -> int:
     """Seeds an arm the protocol plans at share d by now: its seeds, then whole blocks of added ones up to the most
     any arm has; one block more once every arm has them all and an interval is wider than the margin (decide.plan)."""
     p, by = data["protocol"], data["runs"].get(d, {})
-    counts = [len(by.get(arm, {})) for arm in decide.ARMS]
+    counts = [len(by.get(arm, {})) for arm in arms]
     n = p["seeds"] + -(-max(0, max(counts) - p["seeds"]) // p["add_seeds"]) * p["add_seeds"]
     halves = [v["primary_vs_base"]["half"] for v in data["summary"].get(d, {}).values() if "primary_vs_base" in v]
     if min(counts) == n < p["max_seeds"] and max(halves, default=0) > p["margin"]:
@@ -679,13 +683,14 @@ def share_table(data: dict, d: str) -> str:
     verdict; then the secondary endpoints."""
     p, s, sec = data["protocol"], data["summary"][d], secondary(data, d)
     k, pct, fam = p["last_k"], f"{100 * p['target']:.0f}%", p["target_family"]
-    dead = any(sec[arm]["dead_drawn"] is not None for arm in decide.ARMS)
+    arms = [arm for arm in decide.ARMS if arm in s]  # all three, or the replication's two
+    dead = any(sec[arm]["dead_drawn"] is not None for arm in arms)
     rows = [f"| arm | seeds | {curve_name(decide.CURVE[float(d)])}, last {k} (95%) | vs uniform (95% Welch) "
             f"| rank test p | verdict | {curve_name(sec['other'])}, last {k}; vs uniform | colour | shape | count "
             f"| area; vs uniform | rollouts to {pct} \"{fam}\" (reached); vs uniform "
             f"| all-equal after step {p['after_step']} |" + (" dead drawn |" if dead else ""),
             "|" + " --- |" * (13 + dead)]
-    for arm in decide.ARMS:
+    for arm in arms:
         a, x = s[arm], sec[arm]
         vs = lambda v, digits=1: f"; {cell((v['diff'], v['low'], v['high']), digits)}" if v else ""  # noqa: E731
         base = arm == "uniform"
@@ -891,6 +896,28 @@ def decisive_answer(data: dict) -> str:
         fill(caption)
 
 
+def replication_section(rep: dict, data: dict) -> str:
+    """docs/replication.md's results: its runs' progress until they are all in, then focusing VAS against uniform
+    at d = 0.9 from the second cold start, what that says of the first one's lead, the table and the checks."""
+    d, p, arms = SHARES[0], rep["protocol"], ("uniform", FOCUS)
+    n = planned_seeds(rep, d, arms)
+    done = sum(min(len(rep["runs"].get(d, {}).get(arm, {})), n) for arm in arms)
+    head = "## Results (`assets/replicate/decide.json`)\n\n"
+    if done < len(arms) * n:
+        return head + fill(f"{done} of {len(arms) * n} runs have finished; until all have, this section decides "
+                           f"nothing.") + "\n\n" + fill(deviations_said(rep))
+    vs, was = (x["summary"][d][FOCUS]["primary_vs_base"] for x in (rep, data))
+    word = verdict(vs, p["margin"])
+    outcome = ("holds" if word.startswith("ahead") else "is contradicted" if word.startswith("behind") else
+               "is not replicated: it rests on one cold start")
+    text = (f"From the second cold start ({cold_said(rep)}), gathered by `{rep['command']}`, {n} seeds an arm, on "
+            f"held-out \"{p['target_family']}\", the mean of the last {p['last_k']} evaluations, in points: "
+            f"{comparison_said(rep, d, FOCUS)}. From the first ({cold_said(data)}), "
+            f"{data['summary'][d][FOCUS]['seeds']} seeds an arm: {cell((was['diff'], was['low'], was['high']))}. "
+            f"So focusing VAS's lead at d = {share(d)} {outcome}.")
+    return head + "\n\n".join([fill(text), share_table(rep, d), fill(focus_checks(rep)), fill(deviations_said(rep))])
+
+
 def tuning_section(tuning: dict, pool: dict | None) -> str:
     """docs/when-vas-pays.md: the baseline's sweep (assets/tuning.json), its rule's choice, and the chosen setting
     beside the default on the default pool (assets/tuning-d0/tuning.json) once measured."""
@@ -947,10 +974,11 @@ def blocks() -> dict[str, dict[str, str]]:
     tuning, pool = (json.load(open(f)) if os.path.exists(f) else None for f in (TUNING, TUNING_POOL))
     page = {"bill": bill_table(), **({"tuning": tuning_section(tuning, pool)} if tuning else {}),
             **({"decisive": decisive_section(data)} if data else {}), **comparison_blocks(c, data)}
+    rep = json.load(open(REPLICATE)) if os.path.exists(REPLICATE) and complete(data) else None
     return {README: {"answer": decisive_answer(data) if complete(data) else readme_answer(c),
                      "first-run": readme_first_run(default_run()), "bill": bill_sentence(),
                      "ladder": ladder_sentence()},
-            PAGE: page}
+            PAGE: page, **({REPLICATION: {"replication": replication_section(rep, data)}} if rep else {})}
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -1008,7 +1036,7 @@ def rewrite(text: str, new: dict[str, str]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--write", action="store_true", help="rewrite the blocks in README.md and docs/when-vas-pays.md")
+    p.add_argument("--write", action="store_true", help="rewrite the pages' blocks")
     p.add_argument("--check", action="store_true", help="exit 1 when a page's block differs from its source")
     a = p.parse_args(argv)
     stale = 0
@@ -1023,7 +1051,7 @@ def main(argv: list[str] | None = None) -> int:
                 missing = "missing: --write adds it" if name in PLACE else "missing: add its markers"
                 print(f"{page}: block {name} " + (missing if name not in old else
                                                   "rewritten" if a.write else "differs"))
-        stray = stray_numbers(path)
+        stray = stray_numbers(path) if path in (README, PAGE) else []  # replication.md: its protocol quotes
         if stray and (a.write or a.check):
             stale += 1
             print(f"{page}: numbers outside a block that are no setting: {stray}")

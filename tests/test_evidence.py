@@ -174,10 +174,10 @@ def run_record(d: str, arm: str, seed: int, primary: float) -> dict:
             "wall_s": 100.0, "flags": {"seed": seed}}
 
 
-def write_decide(path, monkeypatch, values=None, protocol=PROTOCOL, drop=()) -> dict:
-    """decide.json at `path` from BASE with `values` ({(share, arm): seeds' primaries}) in place, without the
-    runs `drop` names ((share, arm, seed)); evidence reads it from there."""
-    values = {**{(d, a): v for d, by in BASE.items() for a, v in by.items()}, **(values or {})}
+def write_decide(path, monkeypatch, values=None, protocol=PROTOCOL, drop=(), base=BASE, source="DECIDE") -> dict:
+    """decide.json at `path` from `base` with `values` ({(share, arm): seeds' primaries}) in place, without the
+    runs `drop` names ((share, arm, seed)); evidence reads it from there (its `source`)."""
+    values = {**{(d, a): v for d, by in base.items() for a, v in by.items()}, **(values or {})}
     runs = {}
     for (d, arm), primaries in values.items():
         for seed, x in enumerate(primaries):
@@ -190,7 +190,7 @@ def write_decide(path, monkeypatch, values=None, protocol=PROTOCOL, drop=()) -> 
             "cold_start": {"eval/accuracy_after_sft": 0.66, "eval/accuracy_after_sft_biggest": 0.265},
             "protocol": protocol, "setting": "lr5e-5-e1", "summary": summary, "runs": runs}
     json.dump(data, open(path, "w"))
-    monkeypatch.setattr(evidence, "DECIDE", str(path))
+    monkeypatch.setattr(evidence, source, str(path))
     return data
 
 
@@ -408,3 +408,34 @@ def test_the_tuning_sweep_is_tabled_by_its_json_and_its_choice_said_by_its_inter
     tuning["chosen"] = None  # a sweep not finished chooses nothing, and says no more
     assert "chose" not in evidence.tuning_section(tuning, pool) and "default pool" not in evidence.tuning_section(
         tuning, pool)
+
+
+@pytest.mark.parametrize("focus, said, outcome", [
+    # the replication's verdict, against uniform's 61, 61, 63, 63 (the first cold start's: -2.0 [-8.1, +4.1])
+    ([71, 71, 73, 73], "ahead (+10.0 [+8.0, +12.0])", "holds"),
+    ([55, 55, 57, 57], "behind (−6.0 [−8.0, −4.0])", "is contradicted"),
+    ([62, 62, 64, 64], "equal within 4 points (+1.0 [−1.0, +3.0])", "is not replicated: it rests on one cold start"),
+    ([56, 58, 62, 64], "not decided (−2.0 [−8.1, +4.1]; its half-width, 6.1 points at 4 seeds, is above the margin)",
+     "is not replicated: it rests on one cold start"),
+])
+def test_the_replication_says_whether_the_first_cold_starts_lead_holds(tmp_path, monkeypatch, focus, said, outcome):
+    write_decide(tmp_path / "decide.json", monkeypatch)
+    two = {"0.9": {"uniform": [61, 61, 63, 63], "vas-select": focus}}
+    write_decide(tmp_path / "replicate.json", monkeypatch, base=two, source="REPLICATE")
+    text = evidence.blocks()[evidence.REPLICATION]["replication"].replace("\n", " ")
+    assert f"focusing VAS at λ = 1 {said}." in text and f"lead at d = 0.9 {outcome}." in text
+    assert "4 seeds an arm: −2.0 [−8.1, +4.1]." in text  # the first cold start's interval beside it
+    assert "| focusing VAS at λ = 1 | 4 |" in text and "posterior VAS" not in text  # the table: its two arms
+
+
+def test_the_replication_decides_nothing_until_its_planned_runs_are_in(tmp_path, monkeypatch):
+    write_decide(tmp_path / "decide.json", monkeypatch)
+    two = {"0.9": {"uniform": [61, 61, 63, 63], "vas-select": [71, 71, 73, 73]}}
+    write_decide(tmp_path / "replicate.json", monkeypatch, base=two, source="REPLICATE", drop=[("0.9", "uniform", 3)])
+    text = evidence.blocks()[evidence.REPLICATION]["replication"]
+    assert "7 of 8 runs have finished" in text and "holds" not in text
+    # all 4 in, but the interval (half-width 6.1) wider than the margin while 6 seeds are allowed: 2 more an arm
+    wide = {"0.9": {"uniform": [61, 61, 63, 63], "vas-select": [56, 58, 62, 64]}}
+    write_decide(tmp_path / "replicate.json", monkeypatch, base=wide, source="REPLICATE",
+                 protocol={**PROTOCOL, "max_seeds": 6})
+    assert "8 of 12 runs have finished" in evidence.blocks()[evidence.REPLICATION]["replication"]
