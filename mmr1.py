@@ -137,6 +137,7 @@ class Args:
     vas_decay: float = flag(0.98, "evidence kept each step (half-life 34; each refresh too)", valid="(0, 1]")
     vas_prior: float = flag(0.1, "a0 of the posterior's Beta(a0, a0) prior on a pass rate", valid="(0, inf)")
     vas_select: bool = flag(False, "focusing VAS: the lambda*B prompts of highest posterior VPS, none twice")
+    vas_skip: float = flag(0.0, "focusing VAS that skips: those whose groups differ w.p. >= this", valid="[0, 1]")
     filter_groups: int = flag(0, "DAPO's dynamic sampling: drop all-equal groups, refill from <= K batches")
 
 
@@ -178,7 +179,8 @@ def parse_args(argv: list[str] | None = None) -> Args:
         (args.model in ("tiny", *PRESETS.values()) or "/" in args.model or os.path.isdir(args.model),
          f"--model {args.model}: unknown; use tiny, {', '.join(PRESETS)}, a hub id (org/name) or a dir"),
         (not args.fsdp or "WORLD_SIZE" in os.environ, "--fsdp needs torchrun: torchrun --nproc_per_node K"),
-        (not args.vas_select or args.vas and args.vas_online, "--vas-select draws from the posterior: --vas"),
+        (args.vas and args.vas_online or not (args.vas_select or args.vas_skip),
+         "--vas-select and --vas-skip draw from the posterior: add --vas"),
         (args.prompts_per_step % world == 0 and args.sft_batch % world == 0,
          f"--prompts-per-step and --sft-batch must be divisible by the {world} processes of torchrun"),
     ]
@@ -820,7 +822,7 @@ def rl(policy: Policy, pool: list[Example], test: list[Example], args: Args, met
     sampler = vas.VarianceAwareSampler(len(pool), args.prompts_per_step, args.mixture_ratio * args.vas,
                                        args.seed, args.alpha, args.beta, args.diversity, prior=args.vas_prior,
                                        decay=args.vas_decay if args.vas and args.vas_online else None,
-                                       select=args.vas_select)
+                                       select=args.vas_select, skip=args.vas_skip, group=args.group_size)
     counters = dict(step=0, skipped=0, refresh_s=0.0, rollouts=0, dropped=0, wall_s=0.0, evaluated=0)
     run = restore(state, model, opt, counters, sampler=sampler)  # checkpointed, so resume goes on exactly
     for step in (bar := progress(range(run["step"], args.rl_steps), "rl")):  # line 6
@@ -837,8 +839,7 @@ def rl(policy: Policy, pool: list[Example], test: list[Example], args: Args, met
         log(metrics_file, metrics)
         bar.set_postfix(acc=f"{metrics['reward/accuracy']:.2f}",
                         zero_std=f"{metrics['reward/zero_std_frac']:.2f}")
-        end_of_step(args, model, opt, metrics_file, dict(run, step=step + 1, stage="rl"), last,
-                    sampler=sampler)
+        end_of_step(args, model, opt, metrics_file, dict(run, step=step + 1, stage="rl"), last, sampler=sampler)
 
 
 def rl_step(policy: Policy, ref, opt, sampler: vas.VarianceAwareSampler, pool: list[Example], run: dict,
@@ -1014,8 +1015,7 @@ def main(argv: list[str] | None = None) -> dict:
             after_sft = evaluate(policy, splits["test"], args, "eval after sft")
             log(metrics_file, {"stage": "sft_done", **after_sft})
         if args.rl_steps:
-            rl(policy, splits["rl"], splits["test"], args, metrics_file,
-               state=ckpt if stage == "rl" else None)
+            rl(policy, splits["rl"], splits["test"], args, metrics_file, state=ckpt if stage == "rl" else None)
         summary["time/rl_s"] = time.time() - t0
     for stage, name in (("sft_done", "after_sft"), ("rl", "after_rl")):  # also when a finished run is resumed
         summary.update({k.replace("accuracy", f"accuracy_{name}"): v
@@ -1268,7 +1268,7 @@ def open_run_dir(args: Args) -> dict | None:
         return None
     saved, now = json.load(open(path)), dataclasses.asdict(args)
     diff = ", ".join(f"--{k.replace('_', '-')} {saved.get(k)!r} there, {now[k]!r} now" for k in now
-                     if k not in MAY_DIFFER_ON_RESUME and saved.get(k) != now[k])
+                     if k not in MAY_DIFFER_ON_RESUME and saved.get(k, getattr(Args, k)) != now[k])  # new: default
     if not args.resume:
         raise SystemExit(f"--out {args.out} holds {f'a different run ({diff})' if diff else 'a run'}; "
                          f"continue it with --resume {args.out}, or choose another --out")

@@ -270,6 +270,17 @@ def test_resume_with_other_flags(run, straight_run):
     assert open(straight_run / "metrics.jsonl").read() == before
 
 
+def test_a_run_made_before_a_flag_existed_resumes_at_its_default(run, straight_run, tmp_path):
+    """args.json of an older mmr1.py lacks the flags added since: they count as their defaults, which do what the
+    older code did, so its runs still resume; set to anything else, they are other flags."""
+    shutil.copytree(straight_run, tmp_path / "old")
+    saved = json.load(open(tmp_path / "old" / "args.json"))
+    del saved["vas_skip"]
+    json.dump(saved, open(tmp_path / "old" / "args.json", "w"))
+    assert mmr1.open_run_dir(mmr1.parse_args([*run, "--resume", str(tmp_path / "old")]))["stage"] == "rl"
+    one_line_error([*run, "--vas", "--vas-skip", "0.2", "--resume", str(tmp_path / "old")], "--vas-skip", "other flags")
+
+
 def test_resume_a_directory_without_a_run(run, tmp_path):
     one_line_error([*run, "--resume", str(tmp_path)], "args.json")
     assert os.listdir(tmp_path) == []
