@@ -137,7 +137,7 @@ class Args:
     vas_decay: float = flag(0.98, "evidence kept each step (half-life 34; each refresh too)", valid="(0, 1]")
     vas_prior: float = flag(0.1, "a0 of the posterior's Beta(a0, a0) prior on a pass rate", valid="(0, inf)")
     vas_select: bool = flag(False, "focusing VAS: the lambda*B prompts of highest posterior VPS, none twice")
-    vas_skip: float = flag(0.0, "focusing VAS that skips: those whose groups differ w.p. >= this", valid="[0, 1]")
+    vas_skip: float = flag(0.0, "skipping VAS: at random, none whose groups differ w.p. < this", valid="[0, 1]")
     filter_groups: int = flag(0, "DAPO's dynamic sampling: drop all-equal groups, refill from <= K batches")
 
 
