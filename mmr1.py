@@ -137,7 +137,6 @@ class Args:
     vas_decay: float = flag(0.98, "evidence kept each step (half-life 34; each refresh too)", valid="(0, 1]")
     vas_prior: float = flag(0.1, "a0 of the posterior's Beta(a0, a0) prior on a pass rate", valid="(0, inf)")
     vas_select: bool = flag(False, "focusing VAS: the lambda*B prompts of highest posterior VPS, none twice")
-    vas_skip: float = flag(0.0, "skipping VAS: at random, none whose groups differ w.p. < this", valid="[0, 1]")
     filter_groups: int = flag(0, "DAPO's dynamic sampling: drop all-equal groups, refill from <= K batches")
 
 
@@ -179,8 +178,7 @@ def parse_args(argv: list[str] | None = None) -> Args:
         (args.model in ("tiny", *PRESETS.values()) or "/" in args.model or os.path.isdir(args.model),
          f"--model {args.model}: unknown; use tiny, {', '.join(PRESETS)}, a hub id (org/name) or a dir"),
         (not args.fsdp or "WORLD_SIZE" in os.environ, "--fsdp needs torchrun: torchrun --nproc_per_node K"),
-        (args.vas and args.vas_online or not (args.vas_select or args.vas_skip),
-         "--vas-select and --vas-skip draw from the posterior: add --vas"),
+        (not args.vas_select or args.vas and args.vas_online, "--vas-select draws from the posterior: --vas"),
         (args.prompts_per_step % world == 0 and args.sft_batch % world == 0,
          f"--prompts-per-step and --sft-batch must be divisible by the {world} processes of torchrun"),
     ]
@@ -822,7 +820,7 @@ def rl(policy: Policy, pool: list[Example], test: list[Example], args: Args, met
     sampler = vas.VarianceAwareSampler(len(pool), args.prompts_per_step, args.mixture_ratio * args.vas,
                                        args.seed, args.alpha, args.beta, args.diversity, prior=args.vas_prior,
                                        decay=args.vas_decay if args.vas and args.vas_online else None,
-                                       select=args.vas_select, skip=args.vas_skip, group=args.group_size)
+                                       select=args.vas_select)
     counters = dict(step=0, skipped=0, refresh_s=0.0, rollouts=0, dropped=0, wall_s=0.0, evaluated=0)
     run = restore(state, model, opt, counters, sampler=sampler)  # checkpointed, so resume goes on exactly
     for step in (bar := progress(range(run["step"], args.rl_steps), "rl")):  # line 6

@@ -41,14 +41,6 @@ shown dead and below a live one, so each prompt is tried early, then left while 
 forgetting brings it back. With prior 0.02 and decay 0.99 (one group marks a prompt dead, for longer) those
 runs drew 0.14 dead prompts after step 10; 0.30 with P first drawn from each posterior (Thompson sampling:
 230 dead posteriors' tails keep a few of them on top).
-Skipping (`skip`, `--vas-skip 0.2`): ranking by VPS chases high variance, and on the default pool that is the
-"shape" prompts, whose pass rate stays near 0.5 while RL does not improve them (docs/when-vas-pays.md). So instead
-the weighted part is drawn at random, none twice, among the prompts whose posterior chance of a group of G that is
-not all-equal (`differ`; at G = 2 twice OVS) is at least `skip`; the rest only if too few are. GRESO (arXiv
-2506.02177) skips prompts predicted to give all-equal groups in the same way, from their recent groups. At prior
-0.1 a prompt never drawn has chance 0.21 and is tried; one group that agrees brings it to 0.069, and forgetting
-(0.98) returns it above 0.2 after about 100 steps. On the default pool this draws roughly uniformly from all but
-the prompts seen to agree; on a dead pool, from the live ones.
 """
 import math
 from collections import Counter
@@ -173,8 +165,8 @@ class VarianceAwareSampler:
     probabilities() [0, 0, 0.25, 0.75]: each batch is 2 draws from {2, 3}, then 2 shuffled prompts.
     """
 
-    def __init__(self, num_prompts, batch_size, mixture_ratio=0.5, seed=0, alpha=0.8, beta=0.2,
-                 diversity="self_bleu", n=3, decay=None, prior=0.1, select=False, skip=0.0, group=8):
+    def __init__(self, num_prompts, batch_size, mixture_ratio=0.5, seed=0,
+                 alpha=0.8, beta=0.2, diversity="self_bleu", n=3, decay=None, prior=0.1, select=False):
         for name, value in (("num_prompts", num_prompts), ("batch_size", batch_size)):
             if value < 1:
                 raise ValueError(f"{name} must be >= 1, got {value}")
@@ -194,7 +186,7 @@ class VarianceAwareSampler:
         self._order, self._cursor, self.epoch = np.arange(0), 0, 0  # the uniform part's shuffle
         # With `decay`: the evidence of the posterior (EVIDENCE: right and wrong answers, groups, the sum of
         # their TDS), forgotten by `decay` a step; `prior` pseudo-counts (Beta(prior, prior) on P)
-        self.decay, self.prior, self.select, self.skip, self.group = decay, prior, select, skip, group
+        self.decay, self.prior, self.select = decay, prior, select
         self.evidence = {name: np.zeros(num_prompts) for name in EVIDENCE}
         if decay is not None:
             self._posterior()
@@ -264,26 +256,15 @@ class VarianceAwareSampler:
         ovs = a * b / ((a + b) * (a + b + 1))  # VAS: E[P (1 - P)] under Beta(a, b)
         self.scores = variance_promotion_score(ovs, self.tds, self.alpha, self.beta)
 
-    def differ(self):
-        """Each prompt's posterior chance that a group of its G answers is not all-equal, so that GRPO learns from
-        it: 1 - E[P^G] - E[(1 - P)^G] under Beta(a, b), where E[P^G] = prod over i < G of (a + i) / (a + b + i).
-        At G = 2 it is 2 E[P (1 - P)]: twice OVS. G = 8: never drawn, Beta(0.1, 0.1): 1 - 2 * 0.394 = 0.21; after
-        8 right of 8, Beta(8.1, 0.1): 0.069; after 4 of 8, Beta(4.1, 4.1): 0.95."""
-        a, b = self.prior + self.evidence["right"], self.prior + self.evidence["wrong"]
-        i = np.arange(self.group)[:, None]  # VAS (skipping): E[P^G] and E[(1 - P)^G], Beta moments
-        return 1 - np.prod((a + i) / (a + b + i), 0) - np.prod((b + i) / (a + b + i), 0)
-
     def selected(self):
-        """The focusing sampler's weighted part, floor(lambda B) prompts without replacement, ties in random order:
-        those of highest posterior VPS; or, skipping (`skip` > 0), those whose chance of a group that differs
-        (`differ`) is at least `skip`, all alike, then the rest by that chance. Prior 0.1, beta 0.2: a prompt never
-        drawn has VPS 0.133, one shown dead (8 right of 8, identical answers: Beta(8.1, 0.1), TDS 0.05 / 1.1)
-        0.8 * 0.0107 + 0.2 * 0.045 = 0.018, one half right (4 of 8, TDS 0.3) 0.8 * 0.223 + 0.2 * 0.32 = 0.24: at
-        B_w = 2 the live prompt and the one never drawn are taken, never the dead one; skipping at 0.2 too."""
+        """The focusing sampler's weighted part: the floor(lambda B) prompts of highest posterior VPS, without
+        replacement, ties in random order. Prior 0.1, beta 0.2: a prompt never drawn has VPS 0.133, one
+        shown dead (8 right of 8, identical answers: Beta(8.1, 0.1), TDS 0.05 / 1.1) 0.8 * 0.0107 + 0.2 *
+        0.045 = 0.018, one half right (4 of 8, TDS 0.3) 0.8 * 0.223 + 0.2 * 0.32 = 0.24: at B_w = 2 the
+        live prompt and the one never drawn are taken, never the dead one."""
         order = self.rng.permutation(self.num_prompts)  # ties (prompts never drawn) in random order
-        key = np.where((d := self.differ()) >= self.skip, 2.0, d) if self.skip else self.scores  # VAS (skipping)
-        # VAS (focusing): the floor(lambda B) highest keys (in turn again, in a smaller pool)
-        return np.resize(order[np.argsort(-key[order], kind="stable")], self.num_weighted)
+        # VAS (focusing): the floor(lambda B) highest posterior VPS (in turn again, in a smaller pool)
+        return np.resize(order[np.argsort(-self.scores[order], kind="stable")], self.num_weighted)
 
     def score_pool(self, correct_per_prompt, responses_per_prompt, group=None):
         """Full refresh (every T_update steps): N scoring rollouts for each prompt of the pool, TDS
@@ -305,7 +286,7 @@ class VarianceAwareSampler:
     def next_batch(self):
         """B prompt indices: the first `num_weighted` by VPS, the rest uniform (see class doc)."""
         # VAS: B_w draws with replacement, proportional to VPS (Algorithm 1); focusing: selected
-        weighted = (self.selected() if self.select or self.skip else
+        weighted = (self.selected() if self.select else
                     self.rng.choice(self.num_prompts, size=self.num_weighted, p=self.probabilities()))
         uniform = []  # VAS: the other B - B_w uniformly, without replacement inside an epoch
         for _ in range(self.batch_size - self.num_weighted):

@@ -46,10 +46,8 @@ ARMS = {"uniform": ["--no-vas"],
         # focusing VAS, lambda 1, with the prior and decay of docs/protocol.md's amendment 1
         "vas-select": ["--vas", "--vas-select", "--mixture-ratio", "1.0", "--vas-prior", "0.02",
                        "--vas-decay", "0.99"]}
-# arms of later experiments, each with its own protocol (docs/skipping.md), run beside the report's uniform runs
-LATER = {"vas-skip": ["--vas", "--vas-skip", "0.2", "--mixture-ratio", "1.0"]}  # focusing VAS by skipping
 # one colour per arm and per setting, by name: the same in every panel whatever the panel holds
-COLOURS = {"uniform": "tab:blue", "vas": "tab:orange", "vas-select": "tab:green", "vas-skip": "tab:red",
+COLOURS = {"uniform": "tab:blue", "vas": "tab:orange", "vas-select": "tab:green",
            **{name: f"C{i}" for i, name in enumerate(SETTINGS)}}
 FAMILIES = ("colour", "biggest", "shape", "count")
 NAME = {"tune": "tuning", "report": "decide"}  # the files a phase writes: <name>.json, .md, .png
@@ -90,7 +88,7 @@ def read_run(out: str, after: int = PROTOCOL["after_step"]) -> dict:
             "scoring_rollouts": args["num_scoring"] * args["num_rl"] * sum("vas/refresh_s" in r for r in rl),
             "wall_s": summary["time/total_s"], "rl_s": summary["time/rl_s"],
             "flags": {k: args[k] for k in ("seed", "dead_share", "rl_lr", "update_epochs", "vas", "vas_select",
-                                           "vas_skip", "mixture_ratio", "vas_decay", "num_scoring") if k in args}}
+                                           "mixture_ratio", "vas_decay", "num_scoring") if k in args}}
 
 
 def plan(phase: str, a, finished) -> list[tuple[float, str, int, list[str]]]:
@@ -104,7 +102,7 @@ def plan(phase: str, a, finished) -> list[tuple[float, str, int, list[str]]]:
     runs, n, first = [], {s: p["seeds"] for s in a.shares}, p.get("first_seed", 0)  # a replication: other seeds
     setting = SETTINGS[a.setting] if a.setting else []
     while True:
-        runs = [(s, arm, seed, [*setting, *{**ARMS, **LATER}[arm]]) for seed in range(first, first + max(n.values()))
+        runs = [(s, arm, seed, [*setting, *ARMS[arm]]) for seed in range(first, first + max(n.values()))
                 for s in a.shares if seed - first < n[s] for arm in a.arms]
         grow = [s for s in a.shares if n[s] < p["max_seeds"] and widest(s, a, finished, n[s]) > p["margin"]]
         if not grow:
@@ -140,7 +138,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--lane", default="0/1", help="i/n: run every n-th run of the plan, from the i-th")
     p.add_argument("--shares", type=float, nargs="+", help="dead shares (tune: 0.9; report: 0.9 0)")
     p.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS), help="tune: the grid")
-    p.add_argument("--arms", nargs="+", default=list(ARMS), choices=[*ARMS, *LATER], help="report: the arms")
+    p.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS), help="report: the arms")
     p.add_argument("--setting", default=None, help="report: the shared setting; default: tuning.json's choice")
     p.add_argument("--protocol", default="{}", help="JSON overriding PROTOCOL's values (tests: a tiny clock)")
     p.add_argument("--gather", action="store_true", help="run nothing: gather the finished runs")

@@ -141,7 +141,7 @@ def name_of(flags: list[str]) -> str:
         return "dynamic sampling"
     if "--vas" not in flags:
         return "uniform"
-    kind = "the paper's VAS" if "--no-vas-online" in flags else "skipping VAS" if "--vas-skip" in flags else \
+    kind = "the paper's VAS" if "--no-vas-online" in flags else \
         "focusing VAS" if "--vas-select" in flags else "posterior VAS"
     return f"{kind} at λ = {flag_value(flags, '--mixture-ratio', DEFAULTS.mixture_ratio):g}"
 

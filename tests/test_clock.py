@@ -177,7 +177,7 @@ def test_a_step_that_keeps_no_group_counts_its_rollouts_and_updates_nothing(cold
 # one process's. With rollouts that do not depend on the noise (helpers.fixed_rollout), everything must agree.
 # prompt k: k % 3 == 0 all right (a dead group), else mixed; correct is reward clamped to 1
 TABLE = {k: [[1, 1, 1, 1], [0, 1, 2, 1], [2, 0, 0, 1]][k % 3] for k in range(64)}
-FOCUS = ["--vas-skip", "0.2", "--mixture-ratio", "1.0"]  # the fixed runs skip (focusing VAS), the sampled ones draw
+FOCUS = ["--vas-select", "--mixture-ratio", "1.0"]  # the fixed runs select (the focusing VAS), the sampled ones draw
 
 
 @pytest.fixture(scope="module")

@@ -1,8 +1,6 @@
 """The focusing VAS (`select=True`, `--vas-select`): the weighted part of a batch is the floor(lambda B) prompts of
 highest posterior VPS, without replacement, ties in random order; by hand, against a naive loop, through a resume,
-and in a run. Skipping (`skip`, `--vas-skip`): at random among the prompts whose posterior chance of a group that
-differs is at least `skip`; by hand, through a resume, in a run (tests/test_clock.py runs it in 2 processes
-against 1)."""
+and in a run (tests/test_clock.py runs it in 2 processes against 1)."""
 import json
 
 import numpy as np
@@ -13,10 +11,9 @@ import vas
 from helpers import FROM_COLD_START, rows
 
 
-def focusing(n=3, batch_size=3, mixture=1.0, seed=0, beta=0.0, skip=0.0, group=8, **evidence):
+def focusing(n=3, batch_size=3, mixture=1.0, seed=0, beta=0.0, **evidence):
     """A focusing sampler over n prompts with the given evidence per prompt (lists of n), decay 0.9."""
-    s = vas.VarianceAwareSampler(n, batch_size, mixture, seed, alpha=1.0 - beta, beta=beta, decay=0.9,
-                                 select=not skip, skip=skip, group=group)
+    s = vas.VarianceAwareSampler(n, batch_size, mixture, seed, alpha=1.0 - beta, beta=beta, decay=0.9, select=True)
     for name, values in evidence.items():
         s.evidence[name] = np.asarray(values, dtype=float)
     s._posterior()
@@ -64,61 +61,27 @@ def test_lambda_below_one_keeps_the_uniform_part_and_a_small_pool_cycles():
     assert sorted(small.next_batch()) in ([0, 0, 0, 1, 1], [0, 0, 1, 1, 1])  # 5 from 2 prompts: in turn
 
 
-@pytest.mark.parametrize("focus", [["--vas-select"], ["--vas-skip", "0.2"], ["--vas-skip", "0.2", "--no-vas-online"]])
-def test_select_and_skip_need_the_posterior(focus):
-    mmr1.parse_args(["--vas", "--vas-select", "--vas-skip", "0.2"])
+def test_select_needs_the_posterior():
     with pytest.raises(SystemExit):
-        mmr1.parse_args(focus if "--no-vas-online" not in focus else ["--vas", "--num-scoring", "8", *focus])
+        mmr1.parse_args(["--vas-select"])  # not without --vas
 
 
-# ---------------------------------------------------------------- skipping
-
-
-def test_the_chance_that_a_group_differs_by_hand():
-    """differ = 1 - E[P^G] - E[(1 - P)^G], E[P^G] = prod_{i<G} (a + i) / (a + b + i), prior 0.1. G = 8: never
-    drawn, Beta(0.1, 0.1): E[P^8] = (0.1 / 0.2)(1.1 / 1.2)(2.1 / 2.2)...(7.1 / 7.2) = 0.3937, so 1 - 2 * 0.3937 =
-    0.2126; 8 right of 8, Beta(8.1, 0.1): E[P^8] = (8.1 / 8.2)(9.1 / 9.2)...(15.1 / 15.2) = 0.9310, E[(1 - P)^8] =
-    (0.1 / 8.2)(1.1 / 9.2)... = 2.2e-6, so 0.0690; 4 of 8, Beta(4.1, 4.1): 1 - 2 * 0.0250 = 0.9500. At G = 2 it is
-    2 a b / ((a + b)(a + b + 1)), twice the posterior's OVS (alpha 1, beta 0: its VPS)."""
-    s = focusing(skip=0.2, right=[0, 8, 4], wrong=[0, 0, 4])
-    assert s.differ() == pytest.approx([0.2126, 0.0690, 0.9500], abs=1e-4)
-    two = focusing(skip=0.2, group=2, right=[0, 8, 4], wrong=[0, 0, 4])
-    np.testing.assert_allclose(two.differ(), 2 * two.scores)
-
-
-def test_skipping_draws_at_random_among_the_prompts_likely_to_differ_then_the_likeliest():
-    """Prompts 0 never drawn (0.213), 1 and 4 dead (8 of 8: 0.069; 16 of 16: Beta(16.1, 0.1), 0.040), 2 and 3 live
-    (4 of 8, 2 of 8: 0.95, 0.81): with skip 0.2 the three at or above it are taken first, each as often, in random
-    order; a fourth place goes to prompt 1, the likelier of the rest to differ; prompt 4 is never drawn."""
-    s = focusing(n=5, batch_size=4, skip=0.2, right=[0, 8, 4, 2, 16], wrong=[0, 0, 4, 6, 0])
-    batches = [s.next_batch() for _ in range(300)]
-    assert all(sorted(b[:3]) == [0, 2, 3] and b[3] == 1 for b in batches)
-    firsts = np.bincount([b[0] for b in batches], minlength=5)  # each of 0, 2, 3 first about 100 times (sd 8)
-    assert firsts[[1, 4]].sum() == 0 and firsts[[0, 2, 3]].min() > 70, firsts
-    low = focusing(n=5, batch_size=4, skip=0.9, right=[0, 8, 4, 2, 16], wrong=[0, 0, 4, 6, 0])  # only prompt 2
-    assert all(b[0] == 2 and b[1:] == [3, 0, 1] for b in (low.next_batch() for _ in range(20)))
-
-
-@pytest.mark.parametrize("skip", [0.0, 0.2])
-def test_a_resumed_focusing_sampler_draws_the_same_batches(skip):
-    a = focusing(n=8, batch_size=4, mixture=0.75, seed=5, skip=skip, right=[8, 0, 3, 1, 5, 0, 2, 2],
-                 wrong=[0, 8, 5, 1, 2, 0, 6, 2])
+def test_a_resumed_focusing_sampler_draws_the_same_batches():
+    a = focusing(n=8, batch_size=4, mixture=0.75, seed=5, right=[8, 0, 3, 1, 5, 0, 2, 2], wrong=[0, 8, 5, 1, 2, 0, 6, 2])
     a.next_batch()
     a.update([1, 2], [[0, 1, 1, 0], [1, 1, 1, 1]], [[[1], [2], [3], [4]], [[1], [1], [1], [1]]], group=4)
     state = json.loads(json.dumps(a.state_dict()))  # as a checkpoint stores it: plain lists and numbers
-    b = vas.VarianceAwareSampler(8, 4, 0.75, seed=99, alpha=1.0, beta=0.0, decay=0.9, select=not skip,
-                                 skip=skip)  # same flags, another seed
+    b = vas.VarianceAwareSampler(8, 4, 0.75, seed=99, alpha=1.0, beta=0.0, decay=0.9, select=True)  # same flags
     b.load_state_dict(state)
     assert [a.next_batch() for _ in range(5)] == [b.next_batch() for _ in range(5)]
 
 
-@pytest.mark.parametrize("focus", [["--vas-select"], ["--vas-skip", "0.2"]])
-def test_a_focusing_run_logs_its_dead_draws(cold_start, tmp_path, focus):
+def test_a_focusing_run_logs_its_dead_draws(cold_start, tmp_path):
     """On a dead pool the run logs the share of drawn prompts dead by construction; --vas-select resumes like
     any run (the sampler's RNG and posterior are checkpointed: tests/test_clock.py checks the rest)."""
     flags = ["--init-from", cold_start, *FROM_COLD_START, "--num-rl", "10", "--num-test", "4", "--rl-steps", "2",
              "--prompts-per-step", "4", "--group-size", "2", "--dead-share", "0.8", "--eval-every", "0",
-             "--vas", *focus, "--mixture-ratio", "1.0"]
+             "--vas", "--vas-select", "--mixture-ratio", "1.0"]
     mmr1.main([*flags, "--out", str(tmp_path)])
     logged = [r["vas/dead_drawn"] for r in rows(tmp_path, "rl")]
     assert len(logged) == 2 and all(x in (0, 0.25, 0.5, 0.75, 1.0) for x in logged)

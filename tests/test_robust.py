@@ -275,10 +275,10 @@ def test_a_run_made_before_a_flag_existed_resumes_at_its_default(run, straight_r
     older code did, so its runs still resume; set to anything else, they are other flags."""
     shutil.copytree(straight_run, tmp_path / "old")
     saved = json.load(open(tmp_path / "old" / "args.json"))
-    del saved["vas_skip"]
+    del saved["filter_groups"]  # as if --filter-groups had come after this run
     json.dump(saved, open(tmp_path / "old" / "args.json", "w"))
     assert mmr1.open_run_dir(mmr1.parse_args([*run, "--resume", str(tmp_path / "old")]))["stage"] == "rl"
-    one_line_error([*run, "--vas", "--vas-skip", "0.2", "--resume", str(tmp_path / "old")], "--vas-skip", "other flags")
+    one_line_error([*run, "--filter-groups", "2", "--resume", str(tmp_path / "old")], "--filter-groups", "other flags")
 
 
 def test_resume_a_directory_without_a_run(run, tmp_path):
