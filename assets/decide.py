@@ -23,6 +23,7 @@ fixed by its name).
 import argparse
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -233,7 +234,7 @@ def gather(a, argv: list[str], cold: str, finished) -> dict:
                                         base="uniform" if a.phase == "report" else a.settings[0])
                for share, by in results.items()}
     shown = [x for i, x in enumerate(argv) if "--deviation" not in (x, argv[i - 1] if i else "")]  # kept apart
-    out = {"command": ("python assets/decide.py " + " ".join(shown)).strip(), "checkpoint": cold or a.checkpoint,
+    out = {"command": ("python assets/decide.py " + shlex.join(shown)).strip(), "checkpoint": cold or a.checkpoint,
            "cold_start": a.cold_start, "protocol": p, "protocol_commit": protocol_commit(),
            "setting": a.setting if a.phase == "report" else None, "deviations": a.deviations, "summary": summary,
            "runs": results}
