@@ -837,7 +837,8 @@ def rl(policy: Policy, pool: list[Example], test: list[Example], args: Args, met
         log(metrics_file, metrics)
         bar.set_postfix(acc=f"{metrics['reward/accuracy']:.2f}",
                         zero_std=f"{metrics['reward/zero_std_frac']:.2f}")
-        end_of_step(args, model, opt, metrics_file, dict(run, step=step + 1, stage="rl"), last, sampler=sampler)
+        end_of_step(args, model, opt, metrics_file, dict(run, step=step + 1, stage="rl"), last,
+                    sampler=sampler)
 
 
 def rl_step(policy: Policy, ref, opt, sampler: vas.VarianceAwareSampler, pool: list[Example], run: dict,
@@ -1013,7 +1014,8 @@ def main(argv: list[str] | None = None) -> dict:
             after_sft = evaluate(policy, splits["test"], args, "eval after sft")
             log(metrics_file, {"stage": "sft_done", **after_sft})
         if args.rl_steps:
-            rl(policy, splits["rl"], splits["test"], args, metrics_file, state=ckpt if stage == "rl" else None)
+            rl(policy, splits["rl"], splits["test"], args, metrics_file,
+               state=ckpt if stage == "rl" else None)
         summary["time/rl_s"] = time.time() - t0
     for stage, name in (("sft_done", "after_sft"), ("rl", "after_rl")):  # also when a finished run is resumed
         summary.update({k.replace("accuracy", f"accuracy_{name}"): v
@@ -1265,8 +1267,9 @@ def open_run_dir(args: Args) -> dict | None:
             raise SystemExit(f"--resume {args.out}: no args.json there, so no run to continue")
         return None
     saved, now = json.load(open(path)), dataclasses.asdict(args)
+    # a flag newer than the saved run counts as its default, which does what the older code did
     diff = ", ".join(f"--{k.replace('_', '-')} {saved.get(k)!r} there, {now[k]!r} now" for k in now
-                     if k not in MAY_DIFFER_ON_RESUME and saved.get(k, getattr(Args, k)) != now[k])  # new: default
+                     if k not in MAY_DIFFER_ON_RESUME and saved.get(k, getattr(Args, k)) != now[k])
     if not args.resume:
         raise SystemExit(f"--out {args.out} holds {f'a different run ({diff})' if diff else 'a run'}; "
                          f"continue it with --resume {args.out}, or choose another --out")

@@ -291,7 +291,8 @@ class VarianceAwareSampler:
         uniform = []  # VAS: the other B - B_w uniformly, without replacement inside an epoch
         for _ in range(self.batch_size - self.num_weighted):
             if self._cursor == len(self._order):  # epoch used up, even mid-batch: reshuffle
-                self._order, self._cursor, self.epoch = self.rng.permutation(self.num_prompts), 0, self.epoch + 1
+                self._order, self._cursor = self.rng.permutation(self.num_prompts), 0
+                self.epoch += 1
             uniform.append(int(self._order[self._cursor]))
             self._cursor += 1
         return [int(i) for i in weighted] + uniform
