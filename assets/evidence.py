@@ -782,7 +782,28 @@ def draws_table(data: dict, draws: dict) -> str:
                 f"last-{k} held-out accuracy on the family (the mean over the seeds; the held-out items are every "
                 f"family's, whatever the pool holds). In a dead pool the \"colour\" prompts are the always-solved "
                 f"ones, the \"shape\" prompts the never-solved octagons, the \"biggest\" prompts the live ones:"
-                ) + "\n\n" + "\n".join(rows)
+                ) + "\n\n" + "\n".join(rows) + "".join("\n\n" + fill(t) for t in draws_said(data, draws))
+
+
+def draws_said(data: dict, draws: dict) -> list[str]:
+    """Where a VAS arm behind uniform lost: the family it drew most beyond the pool's share, and each family it lost
+    on by an interval that excludes 0, with its share of the groups and its last-k difference (95% Welch)."""
+    k, said = data["protocol"]["last_k"], []
+    for d, by in draws["shares"].items():
+        runs = runs_of(data, d)
+        for arm in (a for a in by if a != "pool" and verdict(data["summary"][d][a]["primary_vs_base"],
+                                                              data["protocol"]["margin"]).startswith("behind")):
+            groups = by[arm]["families"]
+            vs = {f: endpoints.welch(last_k(runs[arm], f, k), last_k(runs["uniform"], f, k)) for f in groups}
+            most = max(groups, key=lambda f: groups[f] / by["pool"][f])
+            lost = sorted((f for f in vs if vs[f][2] < 0), key=lambda f: vs[f][0])
+            said.append(f"At d = {share(d)} {name_of(decide.ARMS[arm])}, behind uniform, gave {curve_name(most)} "
+                        f"{num(groups[most], 2)} of its groups (the pool: {num(by['pool'][most], 2)}) and ended "
+                        f"{cell(vs[most])} points on it against uniform (last {k}, 95% Welch); "
+                        + ("it lost, by intervals that exclude 0, on " + listed(
+                            [f"{curve_name(f)} ({num(groups[f], 2)} of its groups) {cell(vs[f])}" for f in lost])
+                           if lost else "no family lost by an interval that excludes 0") + ".")
+    return said
 
 
 def protocol_commit(data: dict) -> str:
@@ -865,8 +886,9 @@ def decisive_section(data: dict) -> str:
     return head + "\n\n".join([setup, figure, *shares, fill(focus_checks(data)), *draws, fill(deviations_said(data))])
 
 
-def decisive_answer(data: dict) -> str:
-    """README: what the decisive comparison decides, in one short paragraph, then its figure."""
+def decisive_answer(data: dict, rep: dict | None = None) -> str:
+    """README: what the decisive comparison decides, in one short paragraph, with the replication's verdict once
+    its runs are in, then its figure."""
     p = data["protocol"]
     words = {(d, arm): verdict(data["summary"][d][arm]["primary_vs_base"], p["margin"])
              for d in SHARES for arm in decide.ARMS if arm != "uniform"}
@@ -890,26 +912,42 @@ def decisive_answer(data: dict) -> str:
             + f"; against uniform, the mean of the last {p['last_k']} "
             f"evaluations, in points, 95% Welch intervals, margin {num(p['margin'], 0)}: {said}."
             + "".join(f" {t[0].upper()}{t[1:]} (a secondary endpoint)." for t in trade_offs(data)))
+    if rep is not None and (said := replicated(rep, data)) is not None:
+        n, vs, outcome = said
+        text += (f" From a second cold start ([docs/replication.md](docs/replication.md)), {n} seeds an arm, "
+                 f"{name_of(decide.ARMS[FOCUS])} at d = {share(SHARES[0])} against uniform: "
+                 f"{cell((vs['diff'], vs['low'], vs['high']))}; its lead {outcome.split(':')[0]}.")
     caption = ("Mean over the seeds, band min to max; " + ", ".join(
         f"`{arm}`: {name_of(flags)}" for arm, flags in decide.ARMS.items() if arm != "uniform") + ".")
     return fill(text) + "\n\n![held-out accuracy against rollouts, the decisive comparison](assets/decide.png)\n" + \
         fill(caption)
 
 
+def replicated(rep: dict, data: dict) -> tuple[int, dict, str] | None:
+    """The replication's seeds an arm, focusing VAS against uniform at d = 0.9 and what that says of the first cold
+    start's lead; None until every planned run is in."""
+    d, arms = SHARES[0], ("uniform", FOCUS)
+    n = planned_seeds(rep, d, arms)
+    if any(len(rep["runs"].get(d, {}).get(arm, {})) < n for arm in arms):
+        return None
+    vs = rep["summary"][d][FOCUS]["primary_vs_base"]
+    word = verdict(vs, rep["protocol"]["margin"])
+    return n, vs, ("holds" if word.startswith("ahead") else "is contradicted" if word.startswith("behind") else
+                   "is not replicated: it rests on one cold start")
+
+
 def replication_section(rep: dict, data: dict) -> str:
     """docs/replication.md's results: its runs' progress until they are all in, then focusing VAS against uniform
     at d = 0.9 from the second cold start, what that says of the first one's lead, the table and the checks."""
     d, p, arms = SHARES[0], rep["protocol"], ("uniform", FOCUS)
-    n = planned_seeds(rep, d, arms)
-    done = sum(min(len(rep["runs"].get(d, {}).get(arm, {})), n) for arm in arms)
     head = "## Results (`assets/replicate/decide.json`)\n\n"
-    if done < len(arms) * n:
+    if (said := replicated(rep, data)) is None:
+        n = planned_seeds(rep, d, arms)
+        done = sum(min(len(rep["runs"].get(d, {}).get(arm, {})), n) for arm in arms)
         return head + fill(f"{done} of {len(arms) * n} runs have finished; until all have, this section decides "
                            f"nothing.") + "\n\n" + fill(deviations_said(rep))
-    vs, was = (x["summary"][d][FOCUS]["primary_vs_base"] for x in (rep, data))
-    word = verdict(vs, p["margin"])
-    outcome = ("holds" if word.startswith("ahead") else "is contradicted" if word.startswith("behind") else
-               "is not replicated: it rests on one cold start")
+    n, _, outcome = said
+    was = data["summary"][d][FOCUS]["primary_vs_base"]
     text = (f"From the second cold start ({cold_said(rep)}), gathered by `{rep['command']}`, {n} seeds an arm, on "
             f"held-out \"{p['target_family']}\", the mean of the last {p['last_k']} evaluations, in points: "
             f"{comparison_said(rep, d, FOCUS)}. From the first ({cold_said(data)}), "
@@ -975,7 +1013,7 @@ def blocks() -> dict[str, dict[str, str]]:
     page = {"bill": bill_table(), **({"tuning": tuning_section(tuning, pool)} if tuning else {}),
             **({"decisive": decisive_section(data)} if data else {}), **comparison_blocks(c, data)}
     rep = json.load(open(REPLICATE)) if os.path.exists(REPLICATE) and complete(data) else None
-    return {README: {"answer": decisive_answer(data) if complete(data) else readme_answer(c),
+    return {README: {"answer": decisive_answer(data, rep) if complete(data) else readme_answer(c),
                      "first-run": readme_first_run(default_run()), "bill": bill_sentence(),
                      "ladder": ladder_sentence()},
             PAGE: page, **({REPLICATION: {"replication": replication_section(rep, data)}} if rep else {})}

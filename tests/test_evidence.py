@@ -281,6 +281,17 @@ def test_where_each_vas_arm_spent_its_groups_is_tabled_by_family(tmp_path, monke
     assert '| 0 | "shape" | 0.25 | 0.25 | 0.60 | 50.0 | 50.0 | 50.0 |' in section
     assert '| 0 | "biggest" | 0.25 | 0.25 | 0.20 | 70.0 | 70.0 | 70.0 |' in section
     assert "| 0.9 |" not in section.split("Where each VAS arm")[1]  # no share draws.json lacks
+    # where the arm behind uniform lost: the family it drew most beyond its share, then the families it lost on
+    said = ('At d = 0 focusing VAS at λ = 1, behind uniform, gave "shape" 0.60 of its groups (the pool: 0.25) and '
+            'ended +0.0 [+0.0, +0.0] points on it against uniform (last 2, 95% Welch); ')
+    assert said + "no family lost by an interval that excludes 0." in section.replace("\n", " ")
+    # its "count" at 80, 80, 82, 82 against uniform's 90s: -9.0, se^2 = (4/3) / 4, Welch df 3, t975(3) = 3.182,
+    # half-width 3.182 * sqrt(1/3) = 1.84; its "colour" at 96, 100, 100, 100: -1.0 [-4.2, +2.2], holds 0, not said
+    for seed, x, y in zip("0123", (0.80, 0.80, 0.82, 0.82), (0.96, 1.0, 1.0, 1.0)):
+        data["runs"]["0"]["vas-select"][seed]["accuracy"].update(count=[0.9, 0.9, x, x], colour=[1.0, 1.0, y, y])
+    json.dump(data, open(tmp_path / "decide.json", "w"))
+    section = evidence.blocks()[evidence.PAGE]["decisive"].replace("\n", " ")
+    assert said + 'it lost, by intervals that exclude 0, on "count" (0.15 of its groups) −9.0 [−10.8, −7.2].' in section
 
 
 def test_which_vas_to_type_follows_the_decisive_verdicts_once_they_are_in(tmp_path, monkeypatch):
@@ -422,8 +433,13 @@ def test_the_replication_says_whether_the_first_cold_starts_lead_holds(tmp_path,
     write_decide(tmp_path / "decide.json", monkeypatch)
     two = {"0.9": {"uniform": [61, 61, 63, 63], "vas-select": focus}}
     write_decide(tmp_path / "replicate.json", monkeypatch, base=two, source="REPLICATE")
-    text = evidence.blocks()[evidence.REPLICATION]["replication"].replace("\n", " ")
+    blocks = evidence.blocks()
+    text = blocks[evidence.REPLICATION]["replication"].replace("\n", " ")
     assert f"focusing VAS at λ = 1 {said}." in text and f"lead at d = 0.9 {outcome}." in text
+    answer = blocks[evidence.README]["answer"].replace("\n", " ")  # README's answer says it in one sentence
+    assert (f"From a second cold start ([docs/replication.md](docs/replication.md)), 4 seeds an arm, focusing VAS "
+            f"at λ = 1 at d = 0.9 against uniform: {said[said.index('(') + 1:said.index(']') + 1]}; its lead "
+            f"{outcome.split(':')[0]}.") in answer
     assert "4 seeds an arm: −2.0 [−8.1, +4.1]." in text  # the first cold start's interval beside it
     assert "| focusing VAS at λ = 1 | 4 |" in text and "posterior VAS" not in text  # the table: its two arms
 
@@ -432,8 +448,10 @@ def test_the_replication_decides_nothing_until_its_planned_runs_are_in(tmp_path,
     write_decide(tmp_path / "decide.json", monkeypatch)
     two = {"0.9": {"uniform": [61, 61, 63, 63], "vas-select": [71, 71, 73, 73]}}
     write_decide(tmp_path / "replicate.json", monkeypatch, base=two, source="REPLICATE", drop=[("0.9", "uniform", 3)])
-    text = evidence.blocks()[evidence.REPLICATION]["replication"]
+    blocks = evidence.blocks()
+    text = blocks[evidence.REPLICATION]["replication"]
     assert "7 of 8 runs have finished" in text and "holds" not in text
+    assert "second cold start" not in blocks[evidence.README]["answer"]
     # all 4 in, but the interval (half-width 6.1) wider than the margin while 6 seeds are allowed: 2 more an arm
     wide = {"0.9": {"uniform": [61, 61, 63, 63], "vas-select": [56, 58, 62, 64]}}
     write_decide(tmp_path / "replicate.json", monkeypatch, base=wide, source="REPLICATE",
