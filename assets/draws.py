@@ -3,7 +3,8 @@
 A VAS sampler's evidence holds, per prompt, the groups drawn of it, each multiplied by the decay (`--vas-decay`)
 once a step since: at a run's end, a count of its groups that weighs the recent ones a little more. Summed over each
 family of the run's own pool and divided by the total, it is the share of the run's groups each family had; a
-uniform draw's share is the family's share of the pool. From each finished run's checkpoint.pt under the work
+uniform draw's share is the family's share of the pool. Spread over the prompts, it says how narrowly a sampler
+focused: `effective_prompts`. From each finished run's checkpoint.pt under the work
 directory of `decide.py report`:
     python assets/draws.py --workdir runs/decide      # writes assets/draws.json
 """
@@ -37,6 +38,13 @@ def family_shares(families: list[str], groups) -> dict[str, float]:
     return {f: float(groups[[x == f for x in families]].sum() / groups.sum()) for f in sorted(set(families))}
 
 
+def effective_prompts(groups) -> float:
+    """How many prompts, drawn alike, would spread the groups as evenly: the exponential of the entropy of each
+    prompt's share. [1, 1, 0, 0] -> 2.0; [2, 1, 1] -> 2 ** 1.5 = 2.83; a uniform draw of n prompts -> about n."""
+    p = np.asarray(groups, dtype=float) / np.sum(groups)
+    return float(np.exp(-np.sum(p[p > 0] * np.log(p[p > 0]))))
+
+
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--workdir", default=os.path.join(ROOT, "runs", "decide"), help="decide.py report's --workdir")
@@ -53,10 +61,12 @@ def main(argv: list[str] | None = None) -> dict:
                 continue
             families = pool_families(runs[0])
             share["pool"] = family_shares(families, np.ones(len(families)))
-            seeds = [family_shares(families, torch.load(os.path.join(r, "checkpoint.pt"), weights_only=True)
-                                   ["sampler"]["evidence"]["groups"]) for r in runs]
+            groups = [torch.load(os.path.join(r, "checkpoint.pt"), weights_only=True)["sampler"]["evidence"]["groups"]
+                      for r in runs]
+            seeds = [family_shares(families, g) for g in groups]
             share[arm] = {"seeds": len(seeds), "families": {f: float(np.mean([s[f] for s in seeds]))
-                                                            for f in seeds[0]}}
+                                                            for f in seeds[0]},
+                          "effective": float(np.mean([effective_prompts(g) for g in groups]))}
     json.dump(out, open(a.out, "w"), indent=1)
     print(json.dumps(out, indent=1))
     return out

@@ -782,7 +782,18 @@ def draws_table(data: dict, draws: dict) -> str:
                 f"last-{k} held-out accuracy on the family (the mean over the seeds; the held-out items are every "
                 f"family's, whatever the pool holds). In a dead pool the \"colour\" prompts are the always-solved "
                 f"ones, the \"shape\" prompts the never-solved octagons, the \"biggest\" prompts the live ones:"
-                ) + "\n\n" + "\n".join(rows) + "".join("\n\n" + fill(t) for t in draws_said(data, draws))
+                ) + "\n\n" + "\n".join(rows) + "".join("\n\n" + fill(t) for t in [spread_said(draws)] if t) + "".join(
+        "\n\n" + fill(t) for t in draws_said(data, draws))
+
+
+def spread_said(draws: dict) -> str:
+    """How narrowly each VAS arm focused (assets/draws.json's `effective`), per share; empty without it."""
+    said = [listed([f"{name_of(decide.ARMS[arm])} {num(by[arm]['effective'], 0)}" for arm in by
+                    if arm != "pool" and "effective" in by[arm]]) for by in draws["shares"].values()]
+    return "" if not any(said) else (
+        f"Spread over the prompts (the exponential of the entropy of each prompt's share of the groups: how many "
+        f"prompts drawn alike would spread them as evenly; {DEFAULTS.num_rl} when every prompt weighs the same): "
+        + "; ".join(f"at d = {share(d)}, {x}" for d, x in zip(draws["shares"], said) if x) + ".")
 
 
 def draws_said(data: dict, draws: dict) -> list[str]:

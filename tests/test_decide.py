@@ -217,6 +217,8 @@ def test_draws_shares_each_family_of_the_runs_own_pool(tmp_path):
     dead, 115 always-solved "colour" and 115 never-solved "shape", and 26 live "biggest"."""
     import draws
     assert draws.family_shares(["a", "b", "a", "c"], [1, 2, 3, 0]) == {"a": 4 / 6, "b": 2 / 6, "c": 0.0}
+    assert draws.effective_prompts([1, 1, 0, 0]) == pytest.approx(2.0)  # two prompts alike, two never drawn
+    assert draws.effective_prompts([2, 1, 1]) == pytest.approx(2 ** 1.5)  # shares 1/2, 1/4, 1/4: entropy 1.5 bits
     for seed, weight in ((0, 1.0), (1, 3.0)):  # every prompt drawn alike; the scale of the counts cancels
         run = tmp_path / "report" / "d0.9" / "vas-select" / f"seed{seed}"
         finished_by_hand(run)
@@ -226,5 +228,6 @@ def test_draws_shares_each_family_of_the_runs_own_pool(tmp_path):
     out = draws.main(["--workdir", str(tmp_path), "--out", str(tmp_path / "draws.json")])
     pool = {"biggest": 26 / 256, "colour": 115 / 256, "shape": 115 / 256}
     assert out["shares"]["0.9"]["pool"] == pytest.approx(pool) and list(out["shares"]["0"]) == []
-    assert out["shares"]["0.9"]["vas-select"] == {"seeds": 2, "families": pytest.approx(pool)}
+    assert out["shares"]["0.9"]["vas-select"] == {"seeds": 2, "families": pytest.approx(pool),
+                                                  "effective": pytest.approx(256)}
     assert "vas" not in out["shares"]["0.9"] and json.load(open(tmp_path / "draws.json")) == out

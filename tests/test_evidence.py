@@ -285,12 +285,18 @@ def test_where_each_vas_arm_spent_its_groups_is_tabled_by_family(tmp_path, monke
     said = ('At d = 0 focusing VAS at λ = 1, behind uniform, gave "shape" 0.60 of its groups (the pool: 0.25) and '
             'ended +0.0 [+0.0, +0.0] points on it against uniform (last 2, 95% Welch); ')
     assert said + "no family lost by an interval that excludes 0." in section.replace("\n", " ")
+    assert "Spread over the prompts" not in section  # a draws.json without `effective`
     # its "count" at 80, 80, 82, 82 against uniform's 90s: -9.0, se^2 = (4/3) / 4, Welch df 3, t975(3) = 3.182,
     # half-width 3.182 * sqrt(1/3) = 1.84; its "colour" at 96, 100, 100, 100: -1.0 [-4.2, +2.2], holds 0, not said
     for seed, x, y in zip("0123", (0.80, 0.80, 0.82, 0.82), (0.96, 1.0, 1.0, 1.0)):
         data["runs"]["0"]["vas-select"][seed]["accuracy"].update(count=[0.9, 0.9, x, x], colour=[1.0, 1.0, y, y])
     json.dump(data, open(tmp_path / "decide.json", "w"))
+    for arm, effective in (("vas", 250.4), ("vas-select", 39.6)):
+        draws["shares"]["0"][arm]["effective"] = effective
+    json.dump(draws, open(tmp_path / "draws.json", "w"))
     section = evidence.blocks()[evidence.PAGE]["decisive"].replace("\n", " ")
+    assert "every prompt weighs the same): at d = 0, posterior VAS at λ = 0.5 250 and focusing VAS at λ = 1 40." \
+        in section
     assert said + 'it lost, by intervals that exclude 0, on "count" (0.15 of its groups) −9.0 [−10.8, −7.2].' in section
 
 
