@@ -40,7 +40,7 @@ def family_shares(families: list[str], groups) -> dict[str, float]:
 
 def effective_prompts(groups) -> float:
     """How many prompts, drawn alike, would spread the groups as evenly: the exponential of the entropy of each
-    prompt's share. [1, 1, 0, 0] -> 2.0; [2, 1, 1] -> 2 ** 1.5 = 2.83; a uniform draw of n prompts -> about n."""
+    prompt's share. [1, 1, 0, 0] -> 2.0; [2, 1, 1] -> 2 ** 1.5 = 2.83; n prompts drawn alike -> n."""
     p = np.asarray(groups, dtype=float) / np.sum(groups)
     return float(np.exp(-np.sum(p[p > 0] * np.log(p[p > 0]))))
 

@@ -782,8 +782,8 @@ def draws_table(data: dict, draws: dict) -> str:
                 f"last-{k} held-out accuracy on the family (the mean over the seeds; the held-out items are every "
                 f"family's, whatever the pool holds). In a dead pool the \"colour\" prompts are the always-solved "
                 f"ones, the \"shape\" prompts the never-solved octagons, the \"biggest\" prompts the live ones:"
-                ) + "\n\n" + "\n".join(rows) + "".join("\n\n" + fill(t) for t in [spread_said(draws)] if t) + "".join(
-        "\n\n" + fill(t) for t in draws_said(data, draws))
+                ) + "\n\n" + "\n".join(rows) + "".join(
+        "\n\n" + fill(t) for t in [spread_said(draws), *draws_said(data, draws)] if t)
 
 
 def spread_said(draws: dict) -> str:
@@ -923,7 +923,7 @@ def decisive_answer(data: dict, rep: dict | None = None) -> str:
             + f"; against uniform, the mean of the last {p['last_k']} "
             f"evaluations, in points, 95% Welch intervals, margin {num(p['margin'], 0)}: {said}."
             + "".join(f" {t[0].upper()}{t[1:]} (a secondary endpoint)." for t in trade_offs(data)))
-    if rep is not None and (said := replicated(rep, data)) is not None:
+    if rep is not None and (said := replicated(rep)) is not None:
         n, vs, outcome = said
         text += (f" From a second cold start ([docs/replication.md](docs/replication.md)), {n} seeds an arm, "
                  f"{name_of(decide.ARMS[FOCUS])} at d = {share(SHARES[0])} against uniform: "
@@ -934,7 +934,7 @@ def decisive_answer(data: dict, rep: dict | None = None) -> str:
         fill(caption)
 
 
-def replicated(rep: dict, data: dict) -> tuple[int, dict, str] | None:
+def replicated(rep: dict) -> tuple[int, dict, str] | None:
     """The replication's seeds an arm, focusing VAS against uniform at d = 0.9 and what that says of the first cold
     start's lead; None until every planned run is in."""
     d, arms = SHARES[0], ("uniform", FOCUS)
@@ -952,7 +952,7 @@ def replication_section(rep: dict, data: dict) -> str:
     at d = 0.9 from the second cold start, what that says of the first one's lead, the table and the checks."""
     d, p, arms = SHARES[0], rep["protocol"], ("uniform", FOCUS)
     head = "## Results (`assets/replicate/decide.json`)\n\n"
-    if (said := replicated(rep, data)) is None:
+    if (said := replicated(rep)) is None:
         n = planned_seeds(rep, d, arms)
         done = sum(min(len(rep["runs"].get(d, {}).get(arm, {})), n) for arm in arms)
         return head + fill(f"{done} of {len(arms) * n} runs have finished; until all have, this section decides "
