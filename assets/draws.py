@@ -4,8 +4,8 @@ A VAS sampler's evidence holds, per prompt, the groups drawn of it, each multipl
 once a step since: at a run's end, a count of its groups that weighs the recent ones a little more. Summed over each
 family of the run's own pool and divided by the total, it is the share of the run's groups each family had; a
 uniform draw's share is the family's share of the pool. Spread over the prompts, it says how narrowly a sampler
-focused: `effective_prompts`. From each finished run's checkpoint.pt under the work
-directory of `decide.py report`:
+focused: `effective_prompts`. On a dead pool, when its dead draws and all-equal groups came: `by_steps`, from each
+run's metrics.jsonl. From each finished run's checkpoint.pt under the work directory of `decide.py report`:
     python assets/draws.py --workdir runs/decide      # writes assets/draws.json
 """
 import argparse
@@ -45,6 +45,15 @@ def effective_prompts(groups) -> float:
     return float(np.exp(-np.sum(p[p > 0] * np.log(p[p > 0]))))
 
 
+def by_steps(run: str, key: str, edges=(10, 30)) -> list[float]:
+    """The mean of a per-step metric over steps edges[0] to edges[1] - 1, then from edges[1] on (each step counts once,
+    as decide.read_run's means after step 10 do): when a sampler drew its dead prompts."""
+    rows = [json.loads(line) for line in open(os.path.join(run, "metrics.jsonl"))]
+    steps = {r["step"]: r[key] for r in rows if r["stage"] == "rl" and key in r}
+    return [float(np.mean([x for s, x in steps.items() if lo <= s < hi]))
+            for lo, hi in zip(edges, (*edges[1:], np.inf))]
+
+
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--workdir", default=os.path.join(ROOT, "runs", "decide"), help="decide.py report's --workdir")
@@ -67,6 +76,9 @@ def main(argv: list[str] | None = None) -> dict:
             share[arm] = {"seeds": len(seeds), "families": {f: float(np.mean([s[f] for s in seeds]))
                                                             for f in seeds[0]},
                           "effective": float(np.mean([effective_prompts(g) for g in groups]))}
+            if d:  # a dead pool: its dead draws and all-equal groups, steps 10 to 29 and from 30 on
+                share[arm]["by_steps"] = {key: np.mean([by_steps(r, key) for r in runs], axis=0).tolist()
+                                          for key in ("vas/dead_drawn", "reward/zero_std_frac")}
     json.dump(out, open(a.out, "w"), indent=1)
     print(json.dumps(out, indent=1))
     return out

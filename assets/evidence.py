@@ -783,7 +783,7 @@ def draws_table(data: dict, draws: dict) -> str:
                 f"family's, whatever the pool holds). In a dead pool the \"colour\" prompts are the always-solved "
                 f"ones, the \"shape\" prompts the never-solved octagons, the \"biggest\" prompts the live ones:"
                 ) + "\n\n" + "\n".join(rows) + "".join(
-        "\n\n" + fill(t) for t in [spread_said(draws), *draws_said(data, draws)] if t)
+        "\n\n" + fill(t) for t in [spread_said(draws), when_said(draws), *draws_said(data, draws)] if t)
 
 
 def spread_said(draws: dict) -> str:
@@ -794,6 +794,19 @@ def spread_said(draws: dict) -> str:
         f"Spread over the prompts (the exponential of the entropy of each prompt's share of the groups: how many "
         f"prompts drawn alike would spread them as evenly; {DEFAULTS.num_rl} when every prompt weighs the same): "
         + "; ".join(f"at d = {share(d)}, {x}" for d, x in zip(draws["shares"], said) if x) + ".")
+
+
+def when_said(draws: dict) -> str:
+    """When each VAS arm drew its dead prompts and all-equal groups on a dead pool (assets/draws.json's `by_steps`);
+    empty without them."""
+    said = [f"at d = {share(d)} {name_of(decide.ARMS[arm])} drew {num(x['vas/dead_drawn'][0], 2)} of its prompts "
+            f"dead in steps 10 to 29 and {num(x['vas/dead_drawn'][1], 2)} from step 30 on, its groups all-equal "
+            f"{num(x['reward/zero_std_frac'][0], 2)}, then {num(x['reward/zero_std_frac'][1], 2)}"
+            for d, by in draws["shares"].items() for arm, x in ((a, v.get("by_steps")) for a, v in by.items()) if x]
+    return "" if not said else (
+        "When the dead draws came (each run's mean over those steps, the mean over the seeds): " + "; ".join(said)
+        + f". A first pass over the pool takes {DEFAULTS.num_rl // DEFAULTS.prompts_per_step} steps at least "
+        f"({DEFAULTS.num_rl} prompts, {DEFAULTS.prompts_per_step} a step).")
 
 
 def draws_said(data: dict, draws: dict) -> list[str]:

@@ -223,11 +223,15 @@ def test_draws_shares_each_family_of_the_runs_own_pool(tmp_path):
         run = tmp_path / "report" / "d0.9" / "vas-select" / f"seed{seed}"
         finished_by_hand(run)
         torch.save({"sampler": {"evidence": {"groups": [weight] * 256}}}, run / "checkpoint.pt")
+        rows = [{"stage": "rl", "step": s, "vas/dead_drawn": 0.5 * (s < 30) + 0.125 * seed,  # 0.5, then 0.0 (+ 1/8)
+                 "reward/zero_std_frac": s / 100} for s in range(40)]  # steps 10-29: 0.195; 30-39: 0.345
+        (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     finished_by_hand(tmp_path / "report" / "d0.9" / "vas" / "seed0")  # begun, never finished: left out
     (tmp_path / "report" / "d0.9" / "vas" / "seed0" / "summary.json").unlink()
     out = draws.main(["--workdir", str(tmp_path), "--out", str(tmp_path / "draws.json")])
     pool = {"biggest": 26 / 256, "colour": 115 / 256, "shape": 115 / 256}
     assert out["shares"]["0.9"]["pool"] == pytest.approx(pool) and list(out["shares"]["0"]) == []
     assert out["shares"]["0.9"]["vas-select"] == {"seeds": 2, "families": pytest.approx(pool),
-                                                  "effective": pytest.approx(256)}
+                                                  "effective": pytest.approx(256), "by_steps": {
+        "vas/dead_drawn": pytest.approx([0.5625, 0.0625]), "reward/zero_std_frac": pytest.approx([0.195, 0.345])}}
     assert "vas" not in out["shares"]["0.9"] and json.load(open(tmp_path / "draws.json")) == out

@@ -298,6 +298,15 @@ def test_where_each_vas_arm_spent_its_groups_is_tabled_by_family(tmp_path, monke
     assert "every prompt weighs the same): at d = 0, posterior VAS at λ = 0.5 250 and focusing VAS at λ = 1 40." \
         in section
     assert said + 'it lost, by intervals that exclude 0, on "count" (0.15 of its groups) −9.0 [−10.8, −7.2].' in section
+    assert "When the dead draws came" not in section  # no by_steps: no such sentence
+    pool = {"biggest": 0.1, "colour": 0.45, "shape": 0.45}
+    draws["shares"]["0.9"] = {"pool": pool, "vas-select": {"seeds": 4, "families": pool, "by_steps": {
+        "vas/dead_drawn": [0.456, 0.1], "reward/zero_std_frac": [0.7, 0.8]}}}
+    json.dump(draws, open(tmp_path / "draws.json", "w"))
+    section = evidence.blocks()[evidence.PAGE]["decisive"].replace("\n", " ")
+    assert ("at d = 0.9 focusing VAS at λ = 1 drew 0.46 of its prompts dead in steps 10 to 29 and 0.10 from step 30 "
+            "on, its groups all-equal 0.70, then 0.80. A first pass over the pool takes 16 steps at least (256 "
+            "prompts, 16 a step).") in section
 
 
 def test_which_vas_to_type_follows_the_decisive_verdicts_once_they_are_in(tmp_path, monkeypatch):
