@@ -41,8 +41,8 @@ shown dead and below a live one, so each prompt is tried early, then left while 
 forgetting brings it back. With prior 0.02 and decay 0.99 (one group marks a prompt dead, for longer) one
 of those runs drew 0.14 dead prompts after step 10 (0.30 with P first drawn from each posterior, Thompson
 sampling: 230 dead posteriors' tails keep a few of them on top); the reporting runs, at the tuned learning
-rate, 0.23 from one cold start and 0.12 from another. Where most prompts are live it focuses too narrowly
-and loses: docs/when-vas-pays.md.
+rate, 0.23 from one cold start (0.45 in steps 10 to 29, 0.14 after) and 0.12 from another. Where most
+prompts are live it focuses too narrowly and loses: docs/when-vas-pays.md.
 """
 import math
 from collections import Counter

@@ -7,6 +7,8 @@ Sources:
     assets/tuning.json        the baseline's tuning sweep (assets/decide.py tune); assets/tuning-d0/tuning.json, the
                               chosen setting beside the default on the default pool, measured after the choice
     assets/draws.json         where each VAS arm of assets/decide.json spent its groups, by family (assets/draws.py)
+    assets/oracle.json        the all-equal share of a pool of only live prompts, from decide.json's cold start
+                              (assets/oracle.py): beside focusing VAS's own checks
     assets/replicate/decide.json  docs/replication.md's runs (the same runner, a second cold start): once they and
                               assets/decide.json's are all in, that page's results block comes from it
     assets/vas_compare.json   the dead-share comparison (assets/compare_vas.py): every run, every curve
@@ -52,6 +54,7 @@ DECIDE, TUNING = os.path.join(ROOT, "assets", "decide.json"), os.path.join(ROOT,
 TUNING_POOL = os.path.join(ROOT, "assets", "tuning-d0", "tuning.json")  # two settings on the default pool, after
 REPLICATE = os.path.join(ROOT, "assets", "replicate", "decide.json")  # docs/replication.md's runs, once gathered
 REPLICATION = os.path.join(ROOT, "docs", "replication.md")
+ORACLE = os.path.join(ROOT, "assets", "oracle.json")  # all-equal groups of a live-only pool (assets/oracle.py)
 DRAWS = os.path.join(ROOT, "assets", "draws.json")  # where each VAS arm's groups went, by family (assets/draws.py)
 DEFAULTS = mmr1.Args()
 WIDTH = 115  # the pages' line length
@@ -751,7 +754,22 @@ def focus_checks(data: dict) -> str:
             f"For scale, the simulation of the toy pools (`python assets/sim_posterior.py`) gives an oracle that "
             f"draws live prompts only {num(oracle[0], 2)} of its groups all-equal when \"biggest\" rises from 0.4 "
             f"to 0.97 over 60 steps, {num(oracle[1], 2)} when it reaches 0.99 within 40: live prompts that are "
-            f"learnt agree too.")
+            f"learnt agree too." + oracle_said(data))
+
+
+def oracle_said(data: dict) -> str:
+    """The measured oracle from the same cold start (assets/oracle.json), if there is one: its all-equal share per arm,
+    the mean over its seeds with their range."""
+    measured, most = json.load(open(ORACLE)) if os.path.exists(ORACLE) else {}, FOCUS_CHECKS["all_equal"]
+    if measured.get("cold_start") != data.get("cold_start"):
+        return ""
+    said = [f"{name_of(decide.ARMS[arm])} {num(np.mean(x), 2)} ({num(min(x), 2)} to {num(max(x), 2)})"
+            for arm, x in measured["all_equal"].items()]
+    return (f" Measured from this cold start (`{measured['command']}`, {len(min(measured['all_equal'].values(), key=len))}"
+            f" seeds an arm), an oracle that knows the live prompts, a pool of only the {measured['live']} "
+            f"\"biggest\" prompts for the same rollouts, draws its groups all-equal: " + listed(said)
+            + (f"; each above the check's {num(most, 2)}: from this cold start, drawing no dead prompt does not meet it"
+               if all(np.mean(x) > most for x in measured["all_equal"].values()) else "") + ".")
 
 
 def deviations_said(data: dict) -> str:

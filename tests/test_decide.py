@@ -235,3 +235,29 @@ def test_draws_shares_each_family_of_the_runs_own_pool(tmp_path):
                                                   "effective": pytest.approx(256), "by_steps": {
         "vas/dead_drawn": pytest.approx([0.5625, 0.0625]), "reward/zero_std_frac": pytest.approx([0.195, 0.345])}}
     assert "vas" not in out["shares"]["0.9"] and json.load(open(tmp_path / "draws.json")) == out
+
+
+def test_the_oracle_gathers_each_arms_all_equal_share_from_step_10_on(tmp_path):
+    """assets/oracle.py: a pool of only the 26 live prompts, 10,240 // (16 * 8) = 80 steps at decide.json's setting;
+    each finished run's all-equal share over steps 10 on (steps 0-19 at step / 100: (0.10 + 0.19) / 2 = 0.145, plus
+    the seed's 0.1 * seed), a run not finished left out, and the cold start named by its accuracies after SFT."""
+    import oracle
+    cold = tmp_path / "cold" / "sft"
+    cold.mkdir(parents=True)
+    (cold.parent / "summary.json").write_text(json.dumps({"eval/accuracy_after_sft": 0.6, "time/rl_s": 0.0}))
+    for arm, seeds in (("uniform", (0, 1)), ("vas-select", (0,))):
+        for seed in seeds:
+            run = tmp_path / "work" / arm / f"seed{seed}"
+            finished_by_hand(run)
+            rows = [{"stage": "rl", "step": s, "reward/zero_std_frac": s / 100 + 0.1 * seed} for s in range(20)]
+            (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = oracle.main(["--init-from", str(cold), "--workdir", str(tmp_path / "work"), "--out", str(tmp_path / "o.json"),
+                       "--seeds", "2", "--gather"])
+    assert out["all_equal"] == {"uniform": pytest.approx([0.145, 0.245]), "vas-select": pytest.approx([0.145])}
+    assert out["cold_start"] == {"eval/accuracy_after_sft": 0.6} and json.load(open(tmp_path / "o.json")) == out
+    setting = decide.SETTINGS[json.load(open(os.path.join(decide.ROOT, "assets", "decide.json")))["setting"]]
+    assert out["flags"] == ["--init-from", str(cold), "--num-rl", "26", "--dead-share", "0.0001", *setting,
+                            "--rl-steps", "80", "--eval-every", "0", "--num-test", "40"]
+    import data
+    pool = data.toy_splits(mmr1.Args(num_rl=26, dead_share=0.0001, num_sft=0, num_test=0))["rl"]
+    assert [ex.family for ex in pool] == ["biggest"] * 26  # 0.0001 rounds to no dead prompt: all live

@@ -252,6 +252,22 @@ def test_focusing_vas_own_checks_are_met_or_not_by_their_numbers(tmp_path, monke
     # beside them the simulation's oracle, as docs/protocol.md quotes it: 0.35 when "biggest" rises to 0.97 over
     # 60 steps, 0.63 when it is solved within 40
     assert "live prompts only 0.35 of its groups all-equal" in said and "0.63 when it reaches 0.99" in said
+    # and, from the same cold start only, the measured oracle of assets/oracle.json: mean (lowest to highest)
+    oracle = {"command": "python assets/oracle.py", "cold_start": data["cold_start"], "live": 26,
+              "all_equal": {"uniform": [0.6, 0.7, 0.8], "vas-select": [0.5, 0.7, 0.75]}}
+    json.dump(oracle, open(tmp_path / "oracle.json", "w"))
+    monkeypatch.setattr(evidence, "ORACLE", str(tmp_path / "oracle.json"))
+    said = evidence.focus_checks(data).replace("\n", " ")
+    assert (" Measured from this cold start (`python assets/oracle.py`, 3 seeds an arm), an oracle that knows the "
+            'live prompts, a pool of only the 26 "biggest" prompts for the same rollouts, draws its groups '
+            "all-equal: uniform 0.70 (0.60 to 0.80) and focusing VAS at λ = 1 0.65 (0.50 to 0.75); each above the "
+            "check's 0.55: from this cold start, drawing no dead prompt does not meet it.") in said
+    oracle["all_equal"]["vas-select"] = [0.5, 0.5, 0.6]  # 0.53: one oracle meets it, no such conclusion
+    json.dump(oracle, open(tmp_path / "oracle.json", "w"))
+    assert "focusing VAS at λ = 1 0.53 (0.50 to 0.60)." in evidence.focus_checks(data).replace("\n", " ")
+    oracle["cold_start"] = {"eval/accuracy_after_sft": 0.5}
+    json.dump(oracle, open(tmp_path / "oracle.json", "w"))
+    assert "Measured from this cold start" not in evidence.focus_checks(data)
 
 
 def test_the_departures_from_the_protocol_are_listed_whether_or_not_the_runs_are_in(tmp_path, monkeypatch):
