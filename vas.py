@@ -42,7 +42,9 @@ forgetting brings it back. With prior 0.02 and decay 0.99 (one group marks a pro
 of those runs drew 0.14 dead prompts after step 10 (0.30 with P first drawn from each posterior, Thompson
 sampling: 230 dead posteriors' tails keep a few of them on top); the reporting runs, at the tuned learning
 rate, 0.23 from one cold start (0.45 in steps 10 to 29, 0.14 after) and 0.12 from another. Where most
-prompts are live it focuses too narrowly and loses: docs/when-vas-pays.md.
+prompts are live it loses: it gives half its groups to "shape" prompts, live but not learnt under any arm
+(held-out "shape" 54% after SFT, 39 to 42% after RL), and spreads them like 65 prompts of 256
+(docs/when-vas-pays.md).
 """
 import math
 from collections import Counter
