@@ -765,8 +765,8 @@ def oracle_said(data: dict) -> str:
         return ""
     said = [f"{name_of(decide.ARMS[arm])} {num(np.mean(x), 2)} ({num(min(x), 2)} to {num(max(x), 2)})"
             for arm, x in measured["all_equal"].items()]
-    return (f" Measured from this cold start (`{measured['command']}`, {len(min(measured['all_equal'].values(), key=len))}"
-            f" seeds an arm), an oracle that knows the live prompts, a pool of only the {measured['live']} "
+    seeds = min(len(x) for x in measured["all_equal"].values())
+    return (f" Measured from this cold start (`{measured['command']}`, {seeds} seeds an arm), an oracle that knows the live prompts, a pool of only the {measured['live']} "
             f"\"biggest\" prompts for the same rollouts, draws its groups all-equal: " + listed(said)
             + (f"; each above the check's {num(most, 2)}: from this cold start, drawing no dead prompt does not meet it"
                if all(np.mean(x) > most for x in measured["all_equal"].values()) else "") + ".")

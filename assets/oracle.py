@@ -24,7 +24,8 @@ ARMS = ("uniform", "vas-select")
 
 def flags(a, live: int) -> list[str]:
     """One oracle run's flags, beside --seed and the arm's: the live-only pool, the report's setting, 80 steps."""
-    steps = decide.PROTOCOL["budget"] // (mmr1.Args().prompts_per_step * mmr1.Args().group_size)
+    defaults = mmr1.Args()
+    steps = decide.PROTOCOL["budget"] // (defaults.prompts_per_step * defaults.group_size)
     setting = decide.SETTINGS[json.load(open(os.path.join(ROOT, "assets", "decide.json")))["setting"]]
     return ["--init-from", a.init_from, "--num-rl", str(live), "--dead-share", "0.0001", *setting,
             "--rl-steps", str(steps), "--eval-every", "0", "--num-test", "40"]
